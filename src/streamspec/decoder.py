@@ -1,0 +1,489 @@
+"""The chunk decoder: SSE bytes in, typed chunks out, sans-IO.
+
+What OpenAI-compatible servers send is a run of data-only events::
+
+    data: {"id":"chatcmpl-...","object":"chat.completion.chunk",...}\\n\\n
+    data: {"id":"chatcmpl-...",...,"choices":[],"usage":{...}}\\n\\n
+    data: [DONE]\\n\\n
+
+The hot path frames such runs with C-level byte operations (one
+``bytes.split`` per read, or one ``bytes.splitlines`` for a read holding a
+single event) and decodes each payload with one reused
+:class:`msgspec.json.Decoder`. Anything else (comments, ``event:``/``id:``
+fields, multi-line data, CR line endings, a BOM, a malformed payload) is
+handed, from the last clean event boundary on, to the full WHATWG algorithm in
+:class:`streamspec.SSEParser`, so both paths give identical results however
+the bytes are split into reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, Generic, TypeVar, overload
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from .errors import (
+    Error,
+    EventTooLargeError,
+    MalformedEventError,
+    StreamError,
+    TruncatedStreamError,
+)
+from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
+from .types.common import ErrorObject
+from .types.stream import CreateChatCompletionStreamResponse
+
+__all__ = ["ChunkDecoder", "error_object"]
+
+T = TypeVar("T")
+
+_SEP = b"\n\ndata:"  # the end of one data-only event and the start of the next
+_PREFIX = b"data:"
+_DONE = b"[DONE]"
+_DONE_PARTS = (b"[DONE]", b" [DONE]")
+_ERROR_KEY = b'"error"'
+
+
+class _ErrorEnvelope(msgspec.Struct, gc=False):
+    """``{"error": <object or string>, "error_type": ...}``, the shape of error payloads."""
+
+    error: Any = UNSET
+    error_type: str | UnsetType | None = UNSET
+
+
+_decode_envelope = msgspec.json.Decoder(_ErrorEnvelope).decode
+_decode_any = msgspec.json.Decoder().decode
+
+
+def error_object(value: Any, error_type: Any = None) -> ErrorObject:
+    """Build an :class:`ErrorObject` from whatever a server put in ``error``.
+
+    Accepts the OpenAI object (``code`` string or null), vLLM's (integer
+    ``code``), a plain string (TGI, Xinference; ``error_type`` is its sibling
+    key), or an already typed :class:`ErrorObject`.
+    """
+    if isinstance(value, ErrorObject):
+        return value
+    if isinstance(value, dict):
+        message = value.get("message", "")
+        code = value.get("code")
+        kind = value.get("type", error_type)
+        param = value.get("param")
+        return ErrorObject(
+            message=message if isinstance(message, str) else str(message),
+            type=kind if isinstance(kind, str) or kind is None else str(kind),
+            param=param if isinstance(param, str) or param is None else str(param),
+            code=code if isinstance(code, (str, int)) or code is None else str(code),
+        )
+    return ErrorObject(
+        message=value if isinstance(value, str) else str(value),
+        type=error_type if isinstance(error_type, str) else UNSET,
+    )
+
+
+def _error_in_payload(payload: bytes | str) -> ErrorObject | None:
+    """The error a payload reports in a top-level ``error`` member, if non-null."""
+    try:
+        envelope = _decode_envelope(payload)
+    except msgspec.DecodeError:
+        return None
+    if envelope.error is UNSET or envelope.error is None or envelope.error == "":
+        return None
+    kind = envelope.error_type if isinstance(envelope.error_type, str) else None
+    return error_object(envelope.error, kind)
+
+
+def _error_event_object(data: str) -> ErrorObject:
+    """The error an ``event: error`` event carries: an envelope, an error object or text."""
+    found = _error_in_payload(data)
+    if found is not None:
+        return found
+    try:
+        value = _decode_any(data)
+    except msgspec.DecodeError:
+        return ErrorObject(message=data)
+    return error_object(value)
+
+
+class _Done:
+    """Marks the ``[DONE]`` event in the slow path."""
+
+
+_DONE_MARK = _Done()
+
+
+class ChunkDecoder(Generic[T]):
+    """Incremental decoder from SSE bytes to chunks of ``type``.
+
+    ``type`` is any msgspec Struct (or type msgspec can decode): the full
+    :class:`CreateChatCompletionStreamResponse` by default, or a slim
+    projection holding only the fields a gateway needs.
+
+    * ``feed(data)`` returns the chunks completed by ``data`` (any split of the
+      stream, down to single bytes, gives the same chunks).
+    * ``close()`` ends the stream and returns what a final event lacking its
+      blank line still held (some servers end that way): its data is decoded if
+      it is complete JSON (or ``[DONE]``). If the stream ended inside an event
+      whose data is cut off, ``close()`` raises :class:`TruncatedStreamError`.
+      A stream that simply ended without ``[DONE]`` closes quietly with
+      ``done`` still False; pass ``require_done=True`` to make that an error
+      too. Either way ``done`` tells a complete stream from a truncated one.
+    * ``done`` becomes True at ``data: [DONE]``; later bytes are ignored.
+
+    Errors all derive from :class:`streamspec.Error` and carry ``chunks``: the
+    chunks the same call decoded before the error. After a
+    :class:`StreamError` or :class:`MalformedEventError` the decoder can go
+    on: the offending event is consumed, and the next ``feed()`` (``b""`` will
+    do) continues with the rest of the bytes already given. After
+    :class:`EventTooLargeError` or :class:`TruncatedStreamError` it cannot.
+
+    Memory is bounded by ``max_event_size`` (default 8 MiB) for the event in
+    progress; decoded chunks are returned, never retained.
+    """
+
+    @overload
+    def __init__(
+        self: ChunkDecoder[CreateChatCompletionStreamResponse],
+        *,
+        max_event_size: int = ...,
+        require_done: bool = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        type: type[T],
+        *,
+        max_event_size: int = ...,
+        require_done: bool = ...,
+    ) -> None: ...
+
+    def __init__(
+        self,
+        type: Any = CreateChatCompletionStreamResponse,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        require_done: bool = False,
+    ) -> None:
+        self.type: Any = type
+        self.max_event_size = max_event_size
+        self.require_done = require_done
+        self.done = False
+        self._decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
+        fields = getattr(type, "__struct_fields__", ())
+        # With an ``error`` field the check is an attribute read per chunk;
+        # without one, a byte search for '"error"' guards the payloads.
+        self._error_of: Callable[[Any], Any] | None = (
+            attrgetter("error") if "error" in fields else None
+        )
+        self._sse = SSEParser(max_event_size=max_event_size)
+        self._slow = False  # the stream uses CR line endings: the SSE parser takes it all
+        self._tail = bytearray()  # bytes after the last event boundary (fast mode)
+        self._backlog = b""  # bytes left unprocessed by an error (fast mode)
+        self._queued: list[tuple[ServerSentEvent, int, int]] = []  # events left by an error
+        self._consumed = 0  # stream offset where the tail starts
+        self._events = 0  # data events seen
+        self._failed: Error | None = None
+        self._closed = False
+        # True while nothing is buffered or queued: feed() may take its shortcut.
+        self._simple = True
+
+    # -- public API ----------------------------------------------------------------------------
+
+    @property
+    def events(self) -> int:
+        """Data events seen so far (chunks, ``[DONE]`` and error events)."""
+        return self._events
+
+    @property
+    def bytes_consumed(self) -> int:
+        """Bytes of the stream fully processed (excluding an unfinished event)."""
+        return self._consumed
+
+    def feed(self, data: bytes) -> list[T]:
+        """Decode the next bytes of the stream; return the chunks they complete."""
+        if self._simple:
+            # The typical read of a live socket: exactly one complete data-only
+            # event. splitlines() follows SSE line endings (CRLF, LF, CR), so
+            # two lines, the second empty, mean "data:<payload>" + a blank line.
+            lines = data.splitlines()
+            if len(lines) == 2 and not lines[1]:
+                line = lines[0]
+                if line[:5] == _PREFIX:
+                    try:
+                        chunk = self._decode(line[5:])
+                    except msgspec.DecodeError:
+                        pass  # [DONE], an error payload or bad data: the general path says
+                    else:
+                        error_of = self._error_of
+                        if not error_of(chunk) if error_of is not None else _ERROR_KEY not in line:
+                            self._consumed += len(data)
+                            self._events += 1
+                            return [chunk]
+        return self._feed(data)
+
+    def close(self) -> list[T]:
+        """End the stream; return the chunks a final unterminated event held.
+
+        Raises :class:`TruncatedStreamError` when the stream ended inside an
+        event whose data is incomplete, or (with ``require_done``) without
+        ``[DONE]``.
+        """
+        if self._closed:
+            return []
+        out = self._feed(b"") if (self._backlog or self._queued) else []
+        self._closed = True
+        self._simple = False
+        if self.done:
+            return out
+        try:
+            if self._slow:
+                pending = self._sse.pending
+                tail = b""
+            else:
+                tail = bytes(self._tail)
+                self._tail.clear()
+                pending = bool(tail.strip())
+            if pending:
+                self._finish_event(tail, out)
+        except Error as exc:
+            exc.chunks = out + exc.chunks
+            raise
+        if self.require_done and not self.done:
+            raise TruncatedStreamError(
+                "the stream ended without [DONE]",
+                chunks=out,
+                event_index=self._events,
+                offset=self._consumed,
+            )
+        return out
+
+    # -- general path --------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> list[T]:
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if self._failed is not None:
+            raise self._failed
+        if not isinstance(data, bytes):
+            if isinstance(data, str):
+                raise TypeError("ChunkDecoder.feed() takes bytes, not str")
+            data = bytes(data)
+        out: list[T] = []
+        try:
+            if self._queued:
+                queued, self._queued = self._queued, []
+                self._decode_events(queued, out)
+            if self.done:
+                return out
+            if self._slow:
+                self._parse(data, out)
+                return out
+            if self._backlog:
+                data, self._backlog = self._backlog + data, b""
+            if b"\r" in data:
+                # CR line endings (alone or in CRLF) need the spec's line logic,
+                # including a CRLF split across reads: the parser takes over.
+                self._slow = True
+                buf = bytes(self._tail) + data
+                self._tail.clear()
+                self._parse(buf, out)
+                return out
+            if self._tail:
+                completed = self._complete_tail(data)
+                if completed is None:
+                    return out
+                data = completed
+            self._region(data, out)
+        except EventTooLargeError as exc:
+            self._failed = exc
+            exc.chunks = out + exc.chunks
+            raise
+        except Error as exc:
+            exc.chunks = out + exc.chunks
+            raise
+        finally:
+            self._simple = not (
+                self._tail or self._slow or self._backlog or self._queued or self.done
+            )
+        return out
+
+    def _complete_tail(self, data: bytes) -> bytes | None:
+        """Append ``data`` to the unfinished event; return the buffer once it completes."""
+        tail = self._tail
+        # The event ends at the first blank line: "\n\n" in data, or across the join.
+        if not (tail[-1:] == b"\n" == data[:1] or b"\n\n" in data):
+            tail += data
+            if len(tail) > self.max_event_size:
+                raise EventTooLargeError(
+                    self.max_event_size,
+                    len(tail),
+                    event_index=self._events,
+                    offset=self._consumed,
+                )
+            return None
+        buf = bytes(tail) + data
+        tail.clear()
+        return buf
+
+    def _region(self, buf: bytes, out: list[T]) -> None:
+        """Decode ``buf``, which starts at an event boundary and holds no CR."""
+        parts = buf.split(_SEP)
+        first = parts[0]
+        if first[:5] != _PREFIX:
+            self._general(buf, out)
+            return
+        parts[0] = first[5:]
+        last = parts[-1]
+        newline = last.find(b"\n")
+        if newline >= 0 and last[newline + 1 : newline + 2] == b"\n":
+            parts[-1] = last[:newline]  # complete: the rest starts at a boundary
+            rest = last[newline + 2 :]
+        else:  # still arriving, or more lines than one data line: not for this path
+            parts.pop()
+            rest = _PREFIX + last
+        joined = b"".join(parts)
+        if not parts or b"\n" in joined:  # nothing complete, or an event with other lines
+            self._general(buf, out)
+            return
+        done: bytes | None = parts.pop() if parts[-1] in _DONE_PARTS else None
+        try:
+            chunks: list[T] | None = list(map(self._decode, parts))
+        except msgspec.DecodeError:
+            chunks = None
+        else:
+            error_of = self._error_of
+            if error_of is not None:
+                if any(map(error_of, chunks)):  # type: ignore[arg-type]
+                    chunks = None
+            elif _ERROR_KEY in joined:
+                chunks = None
+        if chunks is not None:
+            out += chunks
+            self._events += len(parts)
+            self._consumed += sum(map(len, parts)) + 7 * len(parts)
+        else:
+            trailer = (_PREFIX + done + b"\n\n" if done is not None else b"") + rest
+            self._one_by_one(parts, trailer, out)
+            if self.done:
+                return
+        if done is not None:
+            self._events += 1
+            self._consumed += len(done) + 7
+            self.done = True
+            return
+        if rest:
+            self._general(rest, out)
+
+    def _one_by_one(self, parts: list[bytes], trailer: bytes, out: list[T]) -> None:
+        """Decode payloads one at a time, to find and report the one that failed."""
+        for position, payload in enumerate(parts):
+            try:
+                chunk = self._payload(payload, self._events, self._consumed)
+            except Error:
+                # The bad event is consumed; what follows it waits for the next feed().
+                later = parts[position + 1 :]
+                self._backlog = b"".join([_PREFIX + p + b"\n\n" for p in later]) + trailer
+                self._events += 1
+                self._consumed += len(payload) + 7
+                raise
+            self._events += 1
+            self._consumed += len(payload) + 7
+            if chunk is _DONE_MARK:  # "[DONE]" in the middle of a read
+                self.done = True
+                return
+            out.append(chunk)  # type: ignore[arg-type]
+
+    def _general(self, buf: bytes, out: list[T]) -> None:
+        """Run the spec parser over ``buf`` up to its last event boundary; keep the rest."""
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            self._tail += buf
+            if len(self._tail) > self.max_event_size:
+                raise EventTooLargeError(
+                    self.max_event_size,
+                    len(self._tail),
+                    event_index=self._events,
+                    offset=self._consumed,
+                )
+            return
+        self._tail += buf[end + 2 :]
+        self._parse(buf[: end + 2], out)
+
+    def _parse(self, data: bytes, out: list[T]) -> None:
+        sse = self._sse
+        sse._resume(self._consumed, self._events)
+        events = sse.feed(data)
+        offsets = sse.event_offsets
+        first = self._events
+        queued = [(event, offsets[i], first + i) for i, event in enumerate(events)]
+        self._consumed = sse.offset
+        self._events += len(events)
+        self._decode_events(queued, out)
+
+    def _decode_events(self, queued: list[tuple[ServerSentEvent, int, int]], out: list[T]) -> None:
+        for position, (event, offset, index) in enumerate(queued):
+            if self.done:
+                return
+            try:
+                if event.event == "error":
+                    raise StreamError(
+                        _error_event_object(event.data),
+                        event.data,
+                        event_index=index,
+                        offset=offset,
+                    )
+                chunk = self._payload(event.data, index, offset)
+            except Error:
+                self._queued = queued[position + 1 :]
+                raise
+            if chunk is _DONE_MARK:
+                self.done = True
+                return
+            out.append(chunk)  # type: ignore[arg-type]
+
+    def _payload(self, payload: bytes | str, index: int, offset: int) -> T | _Done:
+        """Decode one event's data, with every check and a located error."""
+        if isinstance(payload, bytes):
+            try:
+                payload.decode()
+            except UnicodeDecodeError:  # as the SSE algorithm does: replace, never raise
+                payload = payload.decode("utf-8", "replace")
+        try:
+            chunk = self._decode(payload)
+        except msgspec.DecodeError as exc:
+            stripped = payload.strip()
+            if stripped == _DONE or stripped == "[DONE]":
+                return _DONE_MARK
+            found = _error_in_payload(payload)
+            if found is not None:
+                raise StreamError(found, payload, event_index=index, offset=offset) from None
+            raise MalformedEventError(str(exc), payload, event_index=index, offset=offset) from None
+        error_of = self._error_of
+        if error_of is not None:
+            value = error_of(chunk)
+            found = None
+            if value:
+                found = _error_in_payload(payload) or error_object(value)
+        else:
+            key: bytes | str = _ERROR_KEY if isinstance(payload, bytes) else '"error"'
+            found = _error_in_payload(payload) if key in payload else None  # type: ignore[operator]
+        if found is not None:
+            raise StreamError(found, payload, chunk=chunk, event_index=index, offset=offset)
+        return chunk
+
+    def _finish_event(self, tail: bytes, out: list[T]) -> None:
+        """At end of stream: complete a final event that lacks its blank line."""
+        self._slow = True  # the parser reads the tail exactly as the spec says
+        try:
+            self._parse(tail + b"\n\n", out)
+        except MalformedEventError as exc:
+            raise TruncatedStreamError(
+                f"the stream ended inside an event ({exc.reason})",
+                tail or (exc.data.encode() if isinstance(exc.data, str) else exc.data),
+                event_index=exc.event_index,
+                offset=exc.offset,
+            ) from None

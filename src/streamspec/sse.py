@@ -1,0 +1,222 @@
+"""The server-sent events layer: the WHATWG event-stream algorithm, incremental and sans-IO.
+
+Wire format (HTML Living Standard, "Server-sent events", 9.2.5 and 9.2.6)::
+
+    event: error\\r\\n        <- field "event", one leading space of the value dropped
+    data: {"error": ...}\\n   <- data lines append to the data buffer, joined by "\\n"
+    : keep-alive\\r           <- a line starting with ":" is a comment
+    \\n                       <- an empty line dispatches the event
+
+Lines end in CRLF, LF or a lone CR, mixed freely; a CRLF split across two reads
+counts once. One leading UTF-8 BOM is dropped; invalid UTF-8 becomes U+FFFD.
+At this layer ``[DONE]`` is an ordinary event: :class:`streamspec.ChunkDecoder`
+gives it meaning.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from .errors import EventTooLargeError
+
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEParser", "ServerSentEvent"]
+
+DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
+"""Default bound on one event (and on one line): 8 MiB."""
+
+_BOM = b"\xef\xbb\xbf"
+_CR = 13
+_LF = 10
+_COLON = 58
+
+
+class ServerSentEvent(msgspec.Struct, frozen=True, gc=False):
+    """One dispatched event.
+
+    ``event`` is the ``event:`` field of the block, or None when the block set
+    none (the spec's default type "message"). ``data`` is the data lines joined
+    by "\\n". ``id`` is the last event ID in force at dispatch (it carries over
+    from earlier blocks; None while empty). ``retry`` is a valid ``retry:``
+    field (ASCII digits only) set in this block, else None.
+    """
+
+    event: str | None = None
+    data: str = ""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """Incremental event-stream parser: bytes in, :class:`ServerSentEvent` out.
+
+    ``feed(data)`` takes any slice of the stream (down to single bytes) and
+    returns the events completed by it; ``close()`` ends the stream. An event
+    still unterminated at the end is discarded, as the spec says; ``pending``
+    tells whether that happened. A line or event over ``max_event_size`` bytes
+    raises :class:`streamspec.EventTooLargeError` as soon as it crosses the
+    limit.
+
+    Work is linear in the input: each byte is searched once, and a long line
+    arriving in many reads is appended to one buffer, never re-copied.
+    """
+
+    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self.max_event_size = max_event_size
+        self._line = bytearray()  # the current, unterminated line
+        self._after_cr = False  # last byte seen was CR: a LF right after it is skipped
+        self._head: bytes | None = b""  # bytes seen while a BOM is still possible
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._event = b""
+        self._last_id = b""
+        self._retry: int | None = None
+        self._offset = 0  # stream offset of the next byte fed
+        self._block_start = -1  # stream offset of the current block's first line
+        self._dispatched = 0  # events dispatched so far
+        self._closed = False
+        # Offsets of the events the last feed() returned, for error reports.
+        self.event_offsets: list[int] = []
+
+    @property
+    def pending(self) -> bool:
+        """True while the stream is inside an event or a line (not at a clean boundary)."""
+        return bool(self._line or self._data or self._event or self._block_start >= 0)
+
+    @property
+    def events_dispatched(self) -> int:
+        """How many events this parser has dispatched."""
+        return self._dispatched
+
+    @property
+    def offset(self) -> int:
+        """Bytes fed so far."""
+        return self._offset
+
+    def _resume(self, offset: int, events: int) -> None:
+        """Continue at ``offset`` after ``events`` events were handled elsewhere.
+
+        Used by :class:`streamspec.ChunkDecoder`, whose fast path consumes clean
+        runs of data-only events itself and hands the parser the rest, always
+        at an event boundary.
+        """
+        if offset != self._offset:
+            self._offset = offset
+            self._head = None  # past the stream start: no BOM any more
+        self._dispatched = events
+
+    def feed(self, data: bytes) -> list[ServerSentEvent]:
+        """Parse the next bytes of the stream; return the events they complete."""
+        if self._closed:
+            raise ValueError("feed() after close()")
+        events: list[ServerSentEvent] = []
+        self.event_offsets = []
+        if not data:
+            return events
+        if self._head is not None:  # stream start: drop one leading BOM
+            head = self._head + bytes(data)
+            if len(head) < len(_BOM) and _BOM.startswith(head):
+                self._head = head
+                return events
+            self._head = None
+            if head.startswith(_BOM):
+                head = head[len(_BOM) :]
+                self._offset += len(_BOM)
+            data = head
+        base = self._offset
+        self._offset += len(data)
+        pos = 0
+        end = len(data)
+        if self._after_cr:
+            self._after_cr = False
+            if data[0] == _LF:
+                pos = 1
+        next_lf = data.find(b"\n", pos)
+        next_cr = data.find(b"\r", pos)
+        while pos < end:
+            if 0 <= next_lf < pos:
+                next_lf = data.find(b"\n", pos)
+            if 0 <= next_cr < pos:
+                next_cr = data.find(b"\r", pos)
+            if next_lf < 0 and next_cr < 0:
+                self._line += data[pos:]
+                self._check_size(base + pos)
+                break
+            stop = next_lf if next_cr < 0 or (0 <= next_lf < next_cr) else next_cr
+            if self._line:
+                line_start = base + pos - len(self._line)
+                self._line += data[pos:stop]
+                line = bytes(self._line)
+                self._line.clear()
+            else:
+                line_start = base + pos
+                line = data[pos:stop]
+            pos = stop + 1
+            if stop == next_cr:
+                if pos < end:
+                    if data[pos] == _LF:
+                        pos += 1
+                else:
+                    self._after_cr = True
+            self._process_line(line, line_start, events)
+        return events
+
+    def close(self) -> list[ServerSentEvent]:
+        """End the stream. An unterminated final event is discarded (never dispatched)."""
+        self._closed = True
+        self.event_offsets = []
+        return []
+
+    def _check_size(self, offset: int) -> None:
+        size = self._data_size + len(self._line)
+        if size > self.max_event_size:
+            start = self._block_start if self._block_start >= 0 else offset
+            raise EventTooLargeError(
+                self.max_event_size, size, event_index=self._dispatched, offset=start
+            )
+
+    def _process_line(self, line: bytes, start: int, events: list[ServerSentEvent]) -> None:
+        if not line:
+            self._dispatch(events)
+            return
+        if self._block_start < 0:
+            self._block_start = start
+        if line[0] == _COLON:
+            return  # comment
+        colon = line.find(b":")
+        if colon < 0:
+            name, value = line, b""
+        else:
+            name, value = line[:colon], line[colon + 1 :]
+            if value[:1] == b" ":
+                value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            if self._data_size > self.max_event_size:
+                self._check_size(start)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id":
+            if b"\0" not in value:
+                self._last_id = value
+        elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only
+            self._retry = int(value)
+        # any other field is ignored
+
+    def _dispatch(self, events: list[ServerSentEvent]) -> None:
+        if self._data:
+            events.append(
+                ServerSentEvent(
+                    self._event.decode("utf-8", "replace") if self._event else None,
+                    b"\n".join(self._data).decode("utf-8", "replace"),
+                    self._last_id.decode("utf-8", "replace") if self._last_id else None,
+                    self._retry,
+                )
+            )
+            self.event_offsets.append(self._block_start)
+            self._dispatched += 1
+            self._data = []
+            self._data_size = 0
+        self._event = b""
+        self._retry = None
+        self._block_start = -1

@@ -1,0 +1,153 @@
+"""Streaming chunks: one ``CreateChatCompletionStreamResponse`` per SSE ``data:`` event.
+
+A typical OpenAI event on the wire::
+
+    data: {"id":"chatcmpl-...","object":"chat.completion.chunk","created":1758037512,
+           "model":"gpt-4o-2024-08-06","system_fingerprint":"fp_...","choices":[{"index":0,
+           "delta":{"content":" the"},"logprobs":null,"finish_reason":null}],"usage":null}
+
+Every type here is lenient: see :mod:`streamspec.types._base`.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from msgspec import UNSET, UnsetType
+
+from ._base import FrozenLenientStruct, LenientStruct
+from .common import ChatChoiceLogprobs, CompletionUsage, ErrorObject
+
+__all__ = [
+    "ChatChoiceStream",
+    "ChatCompletionChunk",
+    "ChatCompletionMessageToolCallChunk",
+    "ChatCompletionStreamContentBlock",
+    "ChatCompletionStreamResponseDelta",
+    "ChatCompletionStreamResponseDeltaAudio",
+    "CreateChatCompletionStreamResponse",
+    "FunctionCallStream",
+]
+
+
+class FunctionCallStream(LenientStruct, kw_only=True):
+    """A fragment of a function call: ``{"name": "get_weather", "arguments": "{\\"ci"}``.
+
+    The first fragment usually carries ``name``; later ones carry pieces of
+    ``arguments`` to concatenate. vLLM omits ``arguments`` on the first
+    fragment; SGLang repeats ``"name": null``.
+    """
+
+    name: str | UnsetType | None = UNSET
+    arguments: str | UnsetType | None = UNSET
+
+
+class ChatCompletionMessageToolCallChunk(LenientStruct, kw_only=True):
+    """A tool call fragment: ``{"index": 0, "id": "call_...", "function": {...}}``.
+
+    ``index`` identifies the call across fragments; Gemini omits it and tells
+    calls apart by ``id``. ``id`` and ``type`` appear on the first fragment (TGI
+    repeats them; SGLang sends ``null``; Mistral omits ``type``).
+    """
+
+    index: int | UnsetType = UNSET
+    id: str | UnsetType | None = UNSET
+    type: str | UnsetType | None = UNSET
+    function: FunctionCallStream | UnsetType | None = UNSET
+
+
+class ChatCompletionStreamContentBlock(LenientStruct, kw_only=True):
+    """A typed content block some relays send in ``delta.content`` instead of a string.
+
+    ``{"type": "text", "text": "Hi"}`` is content; ``{"type": "thinking",
+    "thinking": "..."}`` is reasoning. Other block types decode with their
+    ``type`` and are otherwise ignored.
+    """
+
+    type: str
+    text: str | UnsetType = UNSET
+    thinking: str | UnsetType = UNSET
+
+
+class ChatCompletionStreamResponseDeltaAudio(LenientStruct, kw_only=True):
+    """A fragment of an audio response (``modalities: ["audio"]``)."""
+
+    id: str | UnsetType = UNSET
+    data: str | UnsetType = UNSET
+    transcript: str | UnsetType = UNSET
+    expires_at: int | UnsetType = UNSET
+
+
+class ChatCompletionStreamResponseDelta(FrozenLenientStruct, kw_only=True, frozen=True):
+    """What a chunk adds to a choice's message: ``{"role": "assistant", "content": "Hi"}``.
+
+    Every field may be absent (``{}`` on finish chunks) or ``null``. ``content``
+    may also be a list of :class:`ChatCompletionStreamContentBlock`. Reasoning
+    text arrives as ``reasoning_content`` (DeepSeek, SGLang, llama.cpp) or
+    ``reasoning`` (vLLM 0.11+, Ollama, Groq, OpenRouter): both are modelled.
+
+    Deltas are frozen: one shared empty instance stands for an absent ``delta``.
+    Use :func:`msgspec.structs.replace` to derive a modified delta.
+    """
+
+    role: str | UnsetType | None = UNSET
+    content: str | list[ChatCompletionStreamContentBlock] | UnsetType | None = UNSET
+    reasoning_content: str | UnsetType | None = UNSET
+    reasoning: str | UnsetType | None = UNSET
+    refusal: str | UnsetType | None = UNSET
+    tool_calls: list[ChatCompletionMessageToolCallChunk] | UnsetType | None = UNSET
+    function_call: FunctionCallStream | UnsetType | None = UNSET
+    audio: ChatCompletionStreamResponseDeltaAudio | UnsetType | None = UNSET
+
+
+EMPTY_DELTA = ChatCompletionStreamResponseDelta()
+"""The delta an absent ``delta`` key decodes to; omitted again when encoding."""
+
+
+class ChatChoiceStream(LenientStruct, kw_only=True):
+    """One choice of a chunk: ``{"index": 0, "delta": {...}, "finish_reason": null}``.
+
+    ``index`` is the choice's identity, not its position: with ``n > 1`` OpenAI
+    sends one choice per chunk and the indexes interleave. ``finish_reason`` is
+    an open string (``"eos"``, ``"abort"``, ``""``...); see
+    :data:`streamspec.FinishReason` for the documented values. An absent
+    ``delta`` reads as an empty one.
+    """
+
+    index: int
+    delta: ChatCompletionStreamResponseDelta = EMPTY_DELTA
+    finish_reason: str | UnsetType | None = UNSET
+    logprobs: ChatChoiceLogprobs | UnsetType | None = UNSET
+
+
+NO_CHOICES = cast("list[ChatChoiceStream]", ())
+"""What an absent ``choices`` key decodes to: empty, and omitted again when encoding."""
+
+
+class CreateChatCompletionStreamResponse(LenientStruct, kw_only=True):
+    """A streamed chunk of a chat completion (``"object": "chat.completion.chunk"``).
+
+    Servers blank or omit ``id``, ``object``, ``model`` and ``created``; those
+    read as :data:`msgspec.UNSET` when absent. ``choices`` is ``[]`` on usage
+    chunks and Azure's prompt-filter chunk, and reads as an empty sequence when
+    absent. ``usage`` is ``null`` or absent except on the chunks that carry it.
+    Extension keys (``obfuscation``, ``x_groq``, ``prompt_filter_results``...)
+    are ignored. ``error`` is set when a server reports an error inside a
+    chunk (OpenRouter) or as the whole payload (``{"error": ...}``, a plain
+    string on TGI); :class:`streamspec.ChunkDecoder` raises
+    :class:`streamspec.StreamError` for those.
+    """
+
+    id: str | UnsetType = UNSET
+    object: str | UnsetType = UNSET
+    created: int | UnsetType = UNSET
+    model: str | UnsetType = UNSET
+    choices: list[ChatChoiceStream] = NO_CHOICES
+    service_tier: str | UnsetType | None = UNSET
+    system_fingerprint: str | UnsetType | None = UNSET
+    usage: CompletionUsage | UnsetType | None = UNSET
+    error: ErrorObject | str | UnsetType | None = UNSET
+
+
+ChatCompletionChunk = CreateChatCompletionStreamResponse
+"""The openai-python name of :class:`CreateChatCompletionStreamResponse`."""
