@@ -19,7 +19,9 @@ the bytes are split into reads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter
+from io import BytesIO
+from itertools import repeat
+from operator import attrgetter, is_
 from typing import Any, Generic, TypeVar, overload
 
 import msgspec
@@ -40,10 +42,8 @@ __all__ = ["ChunkDecoder", "error_object"]
 
 T = TypeVar("T")
 
-_SEP = b"\n\ndata:"  # the end of one data-only event and the start of the next
 _PREFIX = b"data:"
 _DONE = b"[DONE]"
-_DONE_PARTS = (b"[DONE]", b" [DONE]")
 _ERROR_KEY = b'"error"'
 
 
@@ -106,6 +106,21 @@ def _error_event_object(data: str) -> ErrorObject:
     except msgspec.DecodeError:
         return ErrorObject(message=data)
     return error_object(value)
+
+
+def _never(_: object) -> bool:
+    return False
+
+
+def _refusing_errors(decode: Callable[[bytes | str], T]) -> Callable[[bytes], T]:
+    """Wrap ``decode`` to reject payloads that mention '"error"' (the careful path checks them)."""
+
+    def decode_unless_error(payload: bytes) -> T:
+        if payload.find(_ERROR_KEY) >= 0:
+            raise msgspec.DecodeError("payload may carry an error member")
+        return decode(payload)
+
+    return decode_unless_error
 
 
 class _Done:
@@ -172,12 +187,17 @@ class ChunkDecoder(Generic[T]):
         self.max_event_size = max_event_size
         self.require_done = require_done
         self.done = False
-        self._decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
-        fields = getattr(type, "__struct_fields__", ())
-        # With an ``error`` field the check is an attribute read per chunk;
-        # without one, a byte search for '"error"' guards the payloads.
-        self._error_of: Callable[[Any], Any] | None = (
-            attrgetter("error") if "error" in fields else None
+        decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
+        self._decode = decode
+        # The fast paths must notice error payloads. With an ``error`` field
+        # that is one attribute read per chunk; without one, ``_decode_fast``
+        # sends any payload mentioning '"error"' to the careful path.
+        self._has_error_field = "error" in getattr(type, "__struct_fields__", ())
+        self._error_of: Callable[[Any], Any] = (
+            attrgetter("error") if self._has_error_field else _never
+        )
+        self._decode_fast: Callable[[bytes], T] = (
+            decode if self._has_error_field else _refusing_errors(decode)
         )
         self._sse = SSEParser(max_event_size=max_event_size)
         self._slow = False  # the stream uses CR line endings: the SSE parser takes it all
@@ -207,19 +227,19 @@ class ChunkDecoder(Generic[T]):
         """Decode the next bytes of the stream; return the chunks they complete."""
         if self._simple:
             # The typical read of a live socket: exactly one complete data-only
-            # event. splitlines() follows SSE line endings (CRLF, LF, CR), so
-            # two lines, the second empty, mean "data:<payload>" + a blank line.
-            lines = data.splitlines()
-            if len(lines) == 2 and not lines[1]:
-                line = lines[0]
-                if line[:5] == _PREFIX:
+            # event, "data:<payload>\n\n" with no CR or other LF in it. Each
+            # test is one C call (partition and "in" run memchr); the payload
+            # keeps its leading space and msgspec skips it as JSON whitespace.
+            line, _, rest = data.partition(b"\n")
+            if rest == b"\n" and 13 not in line:
+                payload = line.removeprefix(_PREFIX)
+                if payload is not line:
                     try:
-                        chunk = self._decode(line[5:])
+                        chunk = self._decode_fast(payload)
                     except msgspec.DecodeError:
                         pass  # [DONE], an error payload or bad data: the general path says
                     else:
-                        error_of = self._error_of
-                        if not error_of(chunk) if error_of is not None else _ERROR_KEY not in line:
+                        if not self._error_of(chunk):
                             self._consumed += len(data)
                             self._events += 1
                             return [chunk]
@@ -284,7 +304,7 @@ class ChunkDecoder(Generic[T]):
                 return out
             if self._backlog:
                 data, self._backlog = self._backlog + data, b""
-            if b"\r" in data:
+            if 13 in data:  # b"\r"; an int needle takes the memchr path
                 # CR line endings (alone or in CRLF) need the spec's line logic,
                 # including a CRLF split across reads: the parser takes over.
                 self._slow = True
@@ -315,7 +335,7 @@ class ChunkDecoder(Generic[T]):
         """Append ``data`` to the unfinished event; return the buffer once it completes."""
         tail = self._tail
         # The event ends at the first blank line: "\n\n" in data, or across the join.
-        if not (tail[-1:] == b"\n" == data[:1] or b"\n\n" in data):
+        if not (tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0):
             tail += data
             if len(tail) > self.max_event_size:
                 raise EventTooLargeError(
@@ -330,68 +350,72 @@ class ChunkDecoder(Generic[T]):
         return buf
 
     def _region(self, buf: bytes, out: list[T]) -> None:
-        """Decode ``buf``, which starts at an event boundary and holds no CR."""
-        parts = buf.split(_SEP)
-        first = parts[0]
-        if first[:5] != _PREFIX:
+        """Decode ``buf``, which starts at an event boundary and holds no CR.
+
+        The fast case is a run of data-only events. ``BytesIO.readlines()``
+        cuts the buffer at every LF with memchr, giving alternating
+        ``b"data:<payload>\\n"`` and ``b"\\n"`` lines; the payload keeps its
+        leading space and trailing LF, which msgspec skips as JSON whitespace.
+        Any other shape goes to the spec parser.
+        """
+        lines = BytesIO(buf).readlines()
+        # An odd line out at the end is the event still arriving; it waits.
+        tail = lines.pop() if len(lines) & 1 else b""
+        blanks = lines[1::2]
+        data_lines = lines[0::2]
+        payloads = list(map(bytes.removeprefix, data_lines, repeat(_PREFIX)))
+        # Every second line must be blank (one-byte bytes objects are shared,
+        # so list.count() compares identities) and every other one "data:...".
+        if blanks.count(b"\n") != len(blanks) or any(map(is_, payloads, data_lines)):
             self._general(buf, out)
             return
-        parts[0] = first[5:]
-        last = parts[-1]
-        newline = last.find(b"\n")
-        if newline >= 0 and last[newline + 1 : newline + 2] == b"\n":
-            parts[-1] = last[:newline]  # complete: the rest starts at a boundary
-            rest = last[newline + 2 :]
-        else:  # still arriving, or more lines than one data line: not for this path
-            parts.pop()
-            rest = _PREFIX + last
-        joined = b"".join(parts)
-        if not parts or b"\n" in joined:  # nothing complete, or an event with other lines
-            self._general(buf, out)
-            return
-        done: bytes | None = parts.pop() if parts[-1] in _DONE_PARTS else None
+        if payloads and payloads[-1].strip() == _DONE:
+            done: bytes | None = payloads.pop()
+        else:
+            done = None
         try:
-            chunks: list[T] | None = list(map(self._decode, parts))
+            chunks: list[T] | None = list(map(self._decode_fast, payloads))
         except msgspec.DecodeError:
             chunks = None
         else:
-            error_of = self._error_of
-            if error_of is not None:
-                if any(map(error_of, chunks)):  # type: ignore[arg-type]
-                    chunks = None
-            elif _ERROR_KEY in joined:
+            if any(map(self._error_of, chunks)):  # type: ignore[arg-type]
                 chunks = None
-        if chunks is not None:
-            out += chunks
-            self._events += len(parts)
-            self._consumed += sum(map(len, parts)) + 7 * len(parts)
-        else:
-            trailer = (_PREFIX + done + b"\n\n" if done is not None else b"") + rest
-            self._one_by_one(parts, trailer, out)
+        if chunks is None:
+            self._one_by_one(payloads, done, tail, out)
             if self.done:
                 return
+        else:
+            out += chunks
+            self._events += len(payloads)
+            self._consumed += len(buf) - len(tail) - (len(done) + 6 if done is not None else 0)
         if done is not None:
             self._events += 1
-            self._consumed += len(done) + 7
+            self._consumed += len(done) + 6
             self.done = True
             return
-        if rest:
-            self._general(rest, out)
+        if tail:
+            self._tail += tail
 
-    def _one_by_one(self, parts: list[bytes], trailer: bytes, out: list[T]) -> None:
-        """Decode payloads one at a time, to find and report the one that failed."""
-        for position, payload in enumerate(parts):
+    def _one_by_one(
+        self, payloads: list[bytes], done: bytes | None, tail: bytes, out: list[T]
+    ) -> None:
+        """Decode payloads one at a time, to find and report the one that failed.
+
+        Each payload is ``b" {json}\\n"``: its event spans ``len(payload) + 6``
+        bytes (``data:`` and the blank line).
+        """
+        for position, payload in enumerate(payloads):
             try:
                 chunk = self._payload(payload, self._events, self._consumed)
             except Error:
                 # The bad event is consumed; what follows it waits for the next feed().
-                later = parts[position + 1 :]
-                self._backlog = b"".join([_PREFIX + p + b"\n\n" for p in later]) + trailer
+                later = [*payloads[position + 1 :], *([done] if done is not None else [])]
+                self._backlog = b"".join([_PREFIX + p + b"\n" for p in later]) + tail
                 self._events += 1
-                self._consumed += len(payload) + 7
+                self._consumed += len(payload) + 6
                 raise
             self._events += 1
-            self._consumed += len(payload) + 7
+            self._consumed += len(payload) + 6
             if chunk is _DONE_MARK:  # "[DONE]" in the middle of a read
                 self.done = True
                 return
@@ -462,9 +486,8 @@ class ChunkDecoder(Generic[T]):
             if found is not None:
                 raise StreamError(found, payload, event_index=index, offset=offset) from None
             raise MalformedEventError(str(exc), payload, event_index=index, offset=offset) from None
-        error_of = self._error_of
-        if error_of is not None:
-            value = error_of(chunk)
+        if self._has_error_field:
+            value = self._error_of(chunk)
             found = None
             if value:
                 found = _error_in_payload(payload) or error_object(value)
