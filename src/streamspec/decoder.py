@@ -312,12 +312,12 @@ class ChunkDecoder(Generic[T]):
                 self._tail.clear()
                 self._parse(buf, out)
                 return out
-            if self._tail:
-                completed = self._complete_tail(data)
-                if completed is None:
-                    return out
-                data = completed
-            self._region(data, out)
+            if not self._tail:
+                self._region(data, out, b"")
+            elif self._completes_tail(data):
+                head = bytes(self._tail)
+                self._tail.clear()
+                self._region(data, out, head)
         except EventTooLargeError as exc:
             self._failed = exc
             exc.chunks = out + exc.chunks
@@ -331,34 +331,39 @@ class ChunkDecoder(Generic[T]):
             )
         return out
 
-    def _complete_tail(self, data: bytes) -> bytes | None:
-        """Append ``data`` to the unfinished event; return the buffer once it completes."""
+    def _completes_tail(self, data: bytes) -> bool:
+        """Whether ``data`` completes the unfinished event; if not, buffer it.
+
+        The event ends at the first blank line, in ``data`` or across the join.
+        While it does not, ``data`` is appended to one buffer (amortised
+        linear) and checked against ``max_event_size``.
+        """
         tail = self._tail
-        # The event ends at the first blank line: "\n\n" in data, or across the join.
-        if not (tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0):
-            tail += data
-            if len(tail) > self.max_event_size:
-                raise EventTooLargeError(
-                    self.max_event_size,
-                    len(tail),
-                    event_index=self._events,
-                    offset=self._consumed,
-                )
-            return None
-        buf = bytes(tail) + data
-        tail.clear()
-        return buf
+        if tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0:
+            return True
+        tail += data
+        if len(tail) > self.max_event_size:
+            raise EventTooLargeError(
+                self.max_event_size, len(tail), event_index=self._events, offset=self._consumed
+            )
+        return False
 
-    def _region(self, buf: bytes, out: list[T]) -> None:
-        """Decode ``buf``, which starts at an event boundary and holds no CR.
+    def _region(self, data: bytes, out: list[T], head: bytes) -> None:
+        """Decode ``head + data``: it starts at an event boundary and holds no CR.
 
-        The fast case is a run of data-only events. ``BytesIO.readlines()``
-        cuts the buffer at every LF with memchr, giving alternating
+        ``head`` is the unfinished event of earlier reads (or empty). The fast
+        case is a run of data-only events. ``BytesIO.readlines()`` cuts the
+        buffer at every LF with memchr, giving alternating
         ``b"data:<payload>\\n"`` and ``b"\\n"`` lines; the payload keeps its
         leading space and trailing LF, which msgspec skips as JSON whitespace.
         Any other shape goes to the spec parser.
         """
-        lines = BytesIO(buf).readlines()
+        lines = BytesIO(data).readlines()  # BytesIO shares data's memory: no copy
+        if head:  # join the unfinished event's lines without copying data
+            head_lines = head.splitlines(keepends=True)
+            if lines and head_lines[-1][-1:] != b"\n":
+                lines[0] = head_lines.pop() + lines[0]
+            lines[:0] = head_lines
         # An odd line out at the end is the event still arriving; it waits.
         tail = lines.pop() if len(lines) & 1 else b""
         blanks = lines[1::2]
@@ -367,7 +372,7 @@ class ChunkDecoder(Generic[T]):
         # Every second line must be blank (one-byte bytes objects are shared,
         # so list.count() compares identities) and every other one "data:...".
         if blanks.count(b"\n") != len(blanks) or any(map(is_, payloads, data_lines)):
-            self._general(buf, out)
+            self._general(head + data, out)
             return
         if payloads and payloads[-1].strip() == _DONE:
             done: bytes | None = payloads.pop()
@@ -387,7 +392,7 @@ class ChunkDecoder(Generic[T]):
         else:
             out += chunks
             self._events += len(payloads)
-            self._consumed += len(buf) - len(tail) - (len(done) + 6 if done is not None else 0)
+            self._consumed += len(head) + len(data) - len(tail) - (len(done) + 6 if done else 0)
         if done is not None:
             self._events += 1
             self._consumed += len(done) + 6
