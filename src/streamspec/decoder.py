@@ -208,8 +208,10 @@ class ChunkDecoder(Generic[T]):
         self._events = 0  # data events seen
         self._failed: Error | None = None
         self._closed = False
-        # True while nothing is buffered or queued: feed() may take its shortcut.
-        self._simple = True
+        # While nothing is buffered or queued, feed() may take its shortcut for
+        # reads up to this many bytes (an event's size, as the SSE parser counts
+        # it, is the read minus its two LFs); -1 disables the shortcut.
+        self._shortcut_limit = max_event_size + 2
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -225,7 +227,7 @@ class ChunkDecoder(Generic[T]):
 
     def feed(self, data: bytes) -> list[T]:
         """Decode the next bytes of the stream; return the chunks they complete."""
-        if self._simple:
+        if len(data) <= self._shortcut_limit:
             # The typical read of a live socket: exactly one complete data-only
             # event, "data:<payload>\n\n" with no CR or other LF in it. Each
             # test is one C call (partition and "in" run memchr); the payload
@@ -236,7 +238,7 @@ class ChunkDecoder(Generic[T]):
                 if payload is not line:
                     try:
                         chunk = self._decode_fast(payload)
-                    except msgspec.DecodeError:
+                    except (msgspec.DecodeError, UnicodeDecodeError):
                         pass  # [DONE], an error payload or bad data: the general path says
                     else:
                         if not self._error_of(chunk):
@@ -256,9 +258,10 @@ class ChunkDecoder(Generic[T]):
             return []
         out = self._feed(b"") if (self._backlog or self._queued) else []
         self._closed = True
-        self._simple = False
+        self._shortcut_limit = -1
         if self.done:
             return out
+        end = self._sse.offset if self._slow else self._consumed + len(self._tail)
         try:
             if self._slow:
                 pending = self._sse.pending
@@ -277,7 +280,7 @@ class ChunkDecoder(Generic[T]):
                 "the stream ended without [DONE]",
                 chunks=out,
                 event_index=self._events,
-                offset=self._consumed,
+                offset=end,
             )
         return out
 
@@ -326,9 +329,8 @@ class ChunkDecoder(Generic[T]):
             exc.chunks = out + exc.chunks
             raise
         finally:
-            self._simple = not (
-                self._tail or self._slow or self._backlog or self._queued or self.done
-            )
+            simple = not (self._tail or self._slow or self._backlog or self._queued or self.done)
+            self._shortcut_limit = self.max_event_size + 2 if simple else -1
         return out
 
     def _completes_tail(self, data: bytes) -> bool:
@@ -341,12 +343,22 @@ class ChunkDecoder(Generic[T]):
         tail = self._tail
         if tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0:
             return True
-        tail += data
-        if len(tail) > self.max_event_size:
-            raise EventTooLargeError(
-                self.max_event_size, len(tail), event_index=self._events, offset=self._consumed
-            )
+        self._keep(data)
         return False
+
+    def _keep(self, data: bytes) -> None:
+        """Add ``data`` to the unfinished event, within ``max_event_size``.
+
+        The size is counted as the SSE parser counts it: from the event's first
+        byte to its last line's last byte, a final line ending excluded.
+        """
+        tail = self._tail
+        tail += data
+        size = len(tail) - (tail[-1:] == b"\n")
+        if size > self.max_event_size:
+            raise EventTooLargeError(
+                self.max_event_size, size, event_index=self._events, offset=self._consumed
+            )
 
     def _region(self, data: bytes, out: list[T], head: bytes) -> None:
         """Decode ``head + data``: it starts at an event boundary and holds no CR.
@@ -371,7 +383,14 @@ class ChunkDecoder(Generic[T]):
         payloads = list(map(bytes.removeprefix, data_lines, repeat(_PREFIX)))
         # Every second line must be blank (one-byte bytes objects are shared,
         # so list.count() compares identities) and every other one "data:...".
-        if blanks.count(b"\n") != len(blanks) or any(map(is_, payloads, data_lines)):
+        if (
+            blanks.count(b"\n") != len(blanks)
+            or any(map(is_, payloads, data_lines))
+            or (
+                len(head) + len(data) > self.max_event_size
+                and max(map(len, data_lines), default=0) > self.max_event_size + 1
+            )
+        ):
             self._general(head + data, out)
             return
         if payloads and payloads[-1].strip() == _DONE:
@@ -380,7 +399,7 @@ class ChunkDecoder(Generic[T]):
             done = None
         try:
             chunks: list[T] | None = list(map(self._decode_fast, payloads))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             chunks = None
         else:
             if any(map(self._error_of, chunks)):  # type: ignore[arg-type]
@@ -399,7 +418,7 @@ class ChunkDecoder(Generic[T]):
             self.done = True
             return
         if tail:
-            self._tail += tail
+            self._keep(tail)
 
     def _one_by_one(
         self, payloads: list[bytes], done: bytes | None, tail: bytes, out: list[T]
@@ -410,8 +429,11 @@ class ChunkDecoder(Generic[T]):
         bytes (``data:`` and the blank line).
         """
         for position, payload in enumerate(payloads):
+            # The event's data exactly as the SSE algorithm gives it: one leading
+            # space and the line's LF dropped, invalid UTF-8 replaced.
+            data = payload[1:-1] if payload[:1] == b" " else payload[:-1]
             try:
-                chunk = self._payload(payload, self._events, self._consumed)
+                chunk = self._payload(data.decode("utf-8", "replace"), self._events, self._consumed)
             except Error:
                 # The bad event is consumed; what follows it waits for the next feed().
                 later = [*payloads[position + 1 :], *([done] if done is not None else [])]
@@ -428,30 +450,37 @@ class ChunkDecoder(Generic[T]):
 
     def _general(self, buf: bytes, out: list[T]) -> None:
         """Run the spec parser over ``buf`` up to its last event boundary; keep the rest."""
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._tail += buf
-            if len(self._tail) > self.max_event_size:
-                raise EventTooLargeError(
-                    self.max_event_size,
-                    len(self._tail),
-                    event_index=self._events,
-                    offset=self._consumed,
-                )
+        end = buf.rfind(b"\n\n") + 2
+        if end < 2:
+            self._keep(buf)
             return
-        self._tail += buf[end + 2 :]
-        self._parse(buf[: end + 2], out)
+        try:
+            self._parse(buf[:end], out)
+        finally:  # what follows the last boundary waits, even if an event raised
+            if end < len(buf):
+                self._keep(buf[end:])
 
     def _parse(self, data: bytes, out: list[T]) -> None:
         sse = self._sse
         sse._resume(self._consumed, self._events)
-        events = sse.feed(data)
-        offsets = sse.event_offsets
         first = self._events
-        queued = [(event, offsets[i], first + i) for i, event in enumerate(events)]
+        try:
+            events = sse.feed(data)
+        except EventTooLargeError as exc:
+            # Decode what the parser completed before the oversized event.
+            events, exc.chunks = exc.chunks, []
+            self._decode_events(self._number(events, first), out)
+            raise
         self._consumed = sse.offset
         self._events += len(events)
-        self._decode_events(queued, out)
+        self._decode_events(self._number(events, first), out)
+
+    def _number(
+        self, events: list[ServerSentEvent], first: int
+    ) -> list[tuple[ServerSentEvent, int, int]]:
+        """Pair each event the parser just returned with its offset and index."""
+        offsets = self._sse.event_offsets
+        return [(event, offsets[i], first + i) for i, event in enumerate(events)]
 
     def _decode_events(self, queued: list[tuple[ServerSentEvent, int, int]], out: list[T]) -> None:
         for position, (event, offset, index) in enumerate(queued):
@@ -474,18 +503,12 @@ class ChunkDecoder(Generic[T]):
                 return
             out.append(chunk)  # type: ignore[arg-type]
 
-    def _payload(self, payload: bytes | str, index: int, offset: int) -> T | _Done:
+    def _payload(self, payload: str, index: int, offset: int) -> T | _Done:
         """Decode one event's data, with every check and a located error."""
-        if isinstance(payload, bytes):
-            try:
-                payload.decode()
-            except UnicodeDecodeError:  # as the SSE algorithm does: replace, never raise
-                payload = payload.decode("utf-8", "replace")
         try:
             chunk = self._decode(payload)
         except msgspec.DecodeError as exc:
-            stripped = payload.strip()
-            if stripped == _DONE or stripped == "[DONE]":
+            if payload.strip() == "[DONE]":
                 return _DONE_MARK
             found = _error_in_payload(payload)
             if found is not None:
@@ -497,8 +520,7 @@ class ChunkDecoder(Generic[T]):
             if value:
                 found = _error_in_payload(payload) or error_object(value)
         else:
-            key: bytes | str = _ERROR_KEY if isinstance(payload, bytes) else '"error"'
-            found = _error_in_payload(payload) if key in payload else None  # type: ignore[operator]
+            found = _error_in_payload(payload) if '"error"' in payload else None
         if found is not None:
             raise StreamError(found, payload, chunk=chunk, event_index=index, offset=offset)
         return chunk

@@ -66,7 +66,7 @@ class SSEParser:
         self._after_cr = False  # last byte seen was CR: a LF right after it is skipped
         self._head: bytes | None = b""  # bytes seen while a BOM is still possible
         self._data: list[bytes] = []
-        self._data_size = 0
+        self._line_start = 0  # stream offset of the current, unterminated line
         self._event = b""
         self._last_id = b""
         self._retry: int | None = None
@@ -74,6 +74,7 @@ class SSEParser:
         self._block_start = -1  # stream offset of the current block's first line
         self._dispatched = 0  # events dispatched so far
         self._closed = False
+        self._failed: EventTooLargeError | None = None
         # Offsets of the events the last feed() returned, for error reports.
         self.event_offsets: list[int] = []
 
@@ -105,18 +106,33 @@ class SSEParser:
         self._dispatched = events
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
-        """Parse the next bytes of the stream; return the events they complete."""
+        """Parse the next bytes of the stream; return the events they complete.
+
+        An :class:`EventTooLargeError` carries the events this call completed
+        before it in ``chunks``; the parser cannot go on after it.
+        """
         if self._closed:
             raise ValueError("feed() after close()")
+        if self._failed is not None:
+            raise self._failed
         events: list[ServerSentEvent] = []
         self.event_offsets = []
         if not data:
             return events
+        try:
+            self._feed(data, events)
+        except EventTooLargeError as exc:
+            exc.chunks = events
+            self._failed = exc
+            raise
+        return events
+
+    def _feed(self, data: bytes, events: list[ServerSentEvent]) -> None:
         if self._head is not None:  # stream start: drop one leading BOM
             head = self._head + bytes(data)
             if len(head) < len(_BOM) and _BOM.startswith(head):
                 self._head = head
-                return events
+                return
             self._head = None
             if head.startswith(_BOM):
                 head = head[len(_BOM) :]
@@ -138,8 +154,10 @@ class SSEParser:
             if 0 <= next_cr < pos:
                 next_cr = data.find(b"\r", pos)
             if next_lf < 0 and next_cr < 0:
+                if not self._line:
+                    self._line_start = base + pos
                 self._line += data[pos:]
-                self._check_size(base + pos)
+                self._check_size(base + end)
                 break
             stop = next_lf if next_cr < 0 or (0 <= next_lf < next_cr) else next_cr
             if self._line:
@@ -158,7 +176,6 @@ class SSEParser:
                 else:
                     self._after_cr = True
             self._process_line(line, line_start, events)
-        return events
 
     def close(self) -> list[ServerSentEvent]:
         """End the stream. An unterminated final event is discarded (never dispatched)."""
@@ -166,10 +183,16 @@ class SSEParser:
         self.event_offsets = []
         return []
 
-    def _check_size(self, offset: int) -> None:
-        size = self._data_size + len(self._line)
+    def _check_size(self, end: int) -> None:
+        """Raise if the event in progress, up to stream offset ``end``, is over the limit.
+
+        An event's size runs from the first byte of its first line to the last
+        byte of its latest line, line endings in between included: the same
+        count however the stream is split into reads.
+        """
+        start = self._block_start if self._block_start >= 0 else self._line_start
+        size = end - start
         if size > self.max_event_size:
-            start = self._block_start if self._block_start >= 0 else offset
             raise EventTooLargeError(
                 self.max_event_size, size, event_index=self._dispatched, offset=start
             )
@@ -180,6 +203,8 @@ class SSEParser:
             return
         if self._block_start < 0:
             self._block_start = start
+        if start + len(line) - self._block_start > self.max_event_size:
+            self._check_size(start + len(line))
         if line[0] == _COLON:
             return  # comment
         colon = line.find(b":")
@@ -191,9 +216,6 @@ class SSEParser:
                 value = value[1:]
         if name == b"data":
             self._data.append(value)
-            self._data_size += len(value) + 1
-            if self._data_size > self.max_event_size:
-                self._check_size(start)
         elif name == b"event":
             self._event = value
         elif name == b"id":
@@ -216,7 +238,6 @@ class SSEParser:
             self.event_offsets.append(self._block_start)
             self._dispatched += 1
             self._data = []
-            self._data_size = 0
         self._event = b""
         self._retry = None
         self._block_start = -1
