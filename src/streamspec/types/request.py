@@ -82,13 +82,13 @@ __all__ = [
 
 ImageDetail = Literal["auto", "low", "high"]
 InputAudioFormat = Literal["wav", "mp3"]
-ReasoningEffort = Literal["none", "minimal", "low", "medium", "high"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 ChatCompletionModalities = Literal["text", "audio"]
 ChatCompletionAudioVoice = Literal[
     "alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer",
     "verse", "marin", "cedar",
 ]  # fmt: skip
-ChatCompletionAudioFormat = Literal["wav", "mp3", "flac", "opus", "pcm16"]
+ChatCompletionAudioFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
 WebSearchContextSize = Literal["low", "medium", "high"]
 
 Stop = Union[str, Annotated[list[str], Meta(max_length=4)]]  # noqa: UP007
@@ -444,6 +444,8 @@ class CreateChatCompletionRequest(StrictStruct, kw_only=True):
     Required: ``messages`` (at least one) and ``model``. Every other field is
     optional and may be ``null``; numeric ranges follow the API reference.
     ``mm_processor_kwargs`` is a multimodal-server extension passed through as is.
+    ``verbosity`` (``"low"``, ``"medium"``, ``"high"``), ``prompt_cache_key`` and
+    ``safety_identifier`` are API fields the Rust transcription lacks.
     """
 
     messages: Annotated[list[ChatCompletionRequestMessage], Meta(min_length=1)]
@@ -478,3 +480,6 @@ class CreateChatCompletionRequest(StrictStruct, kw_only=True):
     function_call: ChatCompletionFunctionCall | UnsetType = UNSET
     functions: list[ChatCompletionFunctions] | UnsetType = UNSET
     mm_processor_kwargs: dict[str, Any] | UnsetType | None = UNSET
+    verbosity: Literal["low", "medium", "high"] | UnsetType | None = UNSET
+    prompt_cache_key: str | UnsetType | None = UNSET
+    safety_identifier: str | UnsetType | None = UNSET
