@@ -9,6 +9,7 @@ from :class:`Error`.
 
 from __future__ import annotations
 
+from .check import CheckReport, Note, Problem, ProblemKind, check_stream
 from .decoder import ChunkDecoder, error_object
 from .errors import (
     Error,
@@ -18,6 +19,7 @@ from .errors import (
     TruncatedStreamError,
 )
 from .iterate import aiter_chunks, iter_chunks
+from .metrics import LatencySummary, StreamMeter, StreamMetrics, StreamStatus
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from .types.common import (
     ChatChoiceLogprobs,
@@ -174,6 +176,7 @@ __all__ = [
     "ChatCompletionTool",
     "ChatCompletionToolChoiceOption",
     "ChatCompletionToolType",
+    "CheckReport",
     "Choice",
     "ChunkDecoder",
     "Completion",
@@ -199,10 +202,14 @@ __all__ = [
     "ImageUrl",
     "InputAudio",
     "InputAudioFormat",
+    "LatencySummary",
     "Logprobs",
     "MalformedEventError",
+    "Note",
     "PredictionContent",
     "PredictionContentContent",
+    "Problem",
+    "ProblemKind",
     "Prompt",
     "PromptItem",
     "PromptTokensDetails",
@@ -219,6 +226,9 @@ __all__ = [
     "ServiceTierResponse",
     "Stop",
     "StreamError",
+    "StreamMeter",
+    "StreamMetrics",
+    "StreamStatus",
     "TopLogprobs",
     "TruncatedStreamError",
     "VideoUrl",
@@ -227,6 +237,7 @@ __all__ = [
     "WebSearchOptions",
     "WebSearchUserLocation",
     "aiter_chunks",
+    "check_stream",
     "error_object",
     "iter_chunks",
 ]

@@ -108,19 +108,8 @@ def _error_event_object(data: str) -> ErrorObject:
     return error_object(value)
 
 
-def _never(_: object) -> bool:
-    return False
-
-
-def _refusing_errors(decode: Callable[[bytes | str], T]) -> Callable[[bytes], T]:
-    """Wrap ``decode`` to reject payloads that mention '"error"' (the careful path checks them)."""
-
-    def decode_unless_error(payload: bytes) -> T:
-        if payload.find(_ERROR_KEY) >= 0:
-            raise msgspec.DecodeError("payload may carry an error member")
-        return decode(payload)
-
-    return decode_unless_error
+_NO_ERROR: Callable[[Any], bool] = ().__contains__
+"""A C-level callable that is False for any chunk: for types without an ``error`` field."""
 
 
 class _Done:
@@ -190,14 +179,11 @@ class ChunkDecoder(Generic[T]):
         decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
         self._decode = decode
         # The fast paths must notice error payloads. With an ``error`` field
-        # that is one attribute read per chunk; without one, ``_decode_fast``
-        # sends any payload mentioning '"error"' to the careful path.
+        # that is one attribute read per chunk; a type without one (a slim
+        # projection) pays a byte search for '"error"' per read instead.
         self._has_error_field = "error" in getattr(type, "__struct_fields__", ())
         self._error_of: Callable[[Any], Any] = (
-            attrgetter("error") if self._has_error_field else _never
-        )
-        self._decode_fast: Callable[[bytes], T] = (
-            decode if self._has_error_field else _refusing_errors(decode)
+            attrgetter("error") if self._has_error_field else _NO_ERROR
         )
         self._sse = SSEParser(max_event_size=max_event_size)
         self._slow = False  # the stream uses CR line endings: the SSE parser takes it all
@@ -233,11 +219,15 @@ class ChunkDecoder(Generic[T]):
             # test is one C call (partition and "in" run memchr); the payload
             # keeps its leading space and msgspec skips it as JSON whitespace.
             line, _, rest = data.partition(b"\n")
-            if rest == b"\n" and 13 not in line:
+            if (
+                rest == b"\n"
+                and 13 not in line
+                and (self._has_error_field or line.find(_ERROR_KEY) < 0)
+            ):
                 payload = line.removeprefix(_PREFIX)
                 if payload is not line:
                     try:
-                        chunk = self._decode_fast(payload)
+                        chunk = self._decode(payload)
                     except (msgspec.DecodeError, UnicodeDecodeError):
                         pass  # [DONE], an error payload or bad data: the general path says
                     else:
@@ -398,11 +388,14 @@ class ChunkDecoder(Generic[T]):
         else:
             done = None
         try:
-            chunks: list[T] | None = list(map(self._decode_fast, payloads))
+            chunks: list[T] | None = list(map(self._decode, payloads))
         except (msgspec.DecodeError, UnicodeDecodeError):
             chunks = None
         else:
-            if any(map(self._error_of, chunks)):  # type: ignore[arg-type]
+            if any(map(self._error_of, chunks)) or (  # type: ignore[arg-type]
+                not self._has_error_field
+                and (data.find(_ERROR_KEY) >= 0 or head.find(_ERROR_KEY) >= 0)
+            ):
                 chunks = None
         if chunks is None:
             self._one_by_one(payloads, done, tail, out)
