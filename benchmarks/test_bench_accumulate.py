@@ -195,7 +195,7 @@ def test_streamspec_accumulate(benchmark: Any, name: str) -> None:
     record(benchmark, name, len(chunks), impl="streamspec", target=SDK_TARGET)
     if getattr(benchmark, "stats", None):
         best_sdk, best_ours = interleaved_best(
-            sdk_accumulate, sdk_chunks_of(name), accumulate, chunks, 5
+            sdk_accumulate, sdk_chunks_of(name), accumulate, chunks, 10
         )
         speedup = best_sdk / best_ours
         benchmark.extra_info["speedup_over_sdk"] = round(speedup, 1)

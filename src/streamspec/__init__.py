@@ -9,8 +9,10 @@ from :class:`Error`.
 
 from __future__ import annotations
 
+from .accumulate import ChunkAccumulator, accumulate
 from .check import CheckReport, Note, Problem, ProblemKind, check_stream
 from .decoder import ChunkDecoder, error_object
+from .encode import EventEncoder, encode_done, encode_error, encode_event
 from .errors import (
     Error,
     EventTooLargeError,
@@ -178,6 +180,7 @@ __all__ = [
     "ChatCompletionToolType",
     "CheckReport",
     "Choice",
+    "ChunkAccumulator",
     "ChunkDecoder",
     "Completion",
     "CompletionFinishReason",
@@ -192,6 +195,7 @@ __all__ = [
     "Error",
     "ErrorObject",
     "ErrorResponse",
+    "EventEncoder",
     "EventTooLargeError",
     "FinishReason",
     "FunctionCall",
@@ -236,8 +240,12 @@ __all__ = [
     "WebSearchLocation",
     "WebSearchOptions",
     "WebSearchUserLocation",
+    "accumulate",
     "aiter_chunks",
     "check_stream",
+    "encode_done",
+    "encode_error",
+    "encode_event",
     "error_object",
     "iter_chunks",
 ]

@@ -343,6 +343,10 @@ class ChunkDecoder(Generic[T]):
         byte to its last line's last byte, a final line ending excluded.
         """
         tail = self._tail
+        if not tail:  # blank lines between events are no-ops: the event starts after them
+            event = data.lstrip(b"\n")
+            self._consumed += len(data) - len(event)
+            data = event
         tail += data
         size = len(tail) - (tail[-1:] == b"\n")
         if size > self.max_event_size:
