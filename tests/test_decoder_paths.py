@@ -151,3 +151,40 @@ def test_continues_after_a_malformed_event_in_a_batch() -> None:
     rest = decoder.feed(b"")
     assert [c.choices[0].delta.content for c in rest] == ["t3", "t4", "t5"]
     assert decoder.done
+
+
+def test_the_compiled_and_python_framing_agree() -> None:
+    """``split_events`` in C and in Python have one contract; check it on tricky buffers."""
+    from streamspec import _fastpath
+
+    try:
+        from streamspec import _speedups
+    except ImportError:
+        pytest.skip("the C accelerator is not built")
+
+    def normalized(result: tuple[list[bytes], int] | None) -> object:
+        if result is None:
+            return None
+        payloads, stop = result
+        return [p.removesuffix(b"\n") for p in payloads], stop
+
+    samples = [
+        b"",
+        b"data: {}\n\n",
+        b"data:{}\n\ndata: [1]\n\n",
+        b"data: {}\n\ndata: {",
+        b"data: {}\n\ndata: {}\n",
+        b"data: {}\n\n\n",
+        b"\ndata: {}\n\n",
+        b"data: {}\n\n: c\n\n",
+        b"data: {}\ndata: {}\n\n",
+        b"data:\n\n",
+        b"dat",
+        b"data: {}\n\nid: 1\n",
+        b"event: x\ndata: {}\n\n",
+        b"data: {}\n\nx",
+    ]
+    for sample in samples:
+        for start in range(len(sample) + 1):
+            expected = normalized(_fastpath.py_split_events(sample, start))
+            assert normalized(_speedups.split_events(sample, start)) == expected, (sample, start)

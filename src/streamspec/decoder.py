@@ -19,14 +19,13 @@ the bytes are split into reads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from io import BytesIO
-from itertools import repeat
-from operator import attrgetter, is_
-from typing import Any, Generic, TypeVar, overload
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from ._fastpath import ERROR_KEY, PREFIX, DecoderCore, split_events
 from .errors import (
     Error,
     EventTooLargeError,
@@ -42,9 +41,7 @@ __all__ = ["ChunkDecoder", "error_object"]
 
 T = TypeVar("T")
 
-_PREFIX = b"data:"
 _DONE = b"[DONE]"
-_ERROR_KEY = b'"error"'
 
 
 class _ErrorEnvelope(msgspec.Struct, gc=False):
@@ -112,6 +109,23 @@ _NO_ERROR: Callable[[Any], bool] = ().__contains__
 """A C-level callable that is False for any chunk: for types without an ``error`` field."""
 
 
+def _event_data(payload: bytes) -> str:
+    """An event's data exactly as the SSE algorithm gives it, from a ``split_events`` payload.
+
+    One leading space and the line's LF are dropped, invalid UTF-8 replaced.
+    """
+    if payload[-1:] == b"\n":
+        payload = payload[:-1]
+    if payload[:1] == b" ":
+        payload = payload[1:]
+    return payload.decode("utf-8", "replace")
+
+
+def _event_length(payload: bytes) -> int:
+    """Bytes of the event a ``split_events`` payload came from: ``data:``, line, blank line."""
+    return len(payload) + (6 if payload[-1:] == b"\n" else 7)
+
+
 class _Done:
     """Marks the ``[DONE]`` event in the slow path."""
 
@@ -119,7 +133,7 @@ class _Done:
 _DONE_MARK = _Done()
 
 
-class ChunkDecoder(Generic[T]):
+class ChunkDecoder(DecoderCore, Generic[T]):
     """Incremental decoder from SSE bytes to chunks of ``type``.
 
     ``type`` is any msgspec Struct (or type msgspec can decode): the full
@@ -211,31 +225,11 @@ class ChunkDecoder(Generic[T]):
         """Bytes of the stream fully processed (excluding an unfinished event)."""
         return self._consumed
 
-    def feed(self, data: bytes) -> list[T]:
-        """Decode the next bytes of the stream; return the chunks they complete."""
-        if len(data) <= self._shortcut_limit:
-            # The typical read of a live socket: exactly one complete data-only
-            # event, "data:<payload>\n\n" with no CR or other LF in it. Each
-            # test is one C call (partition and "in" run memchr); the payload
-            # keeps its leading space and msgspec skips it as JSON whitespace.
-            line, _, rest = data.partition(b"\n")
-            if (
-                rest == b"\n"
-                and 13 not in line
-                and (self._has_error_field or line.find(_ERROR_KEY) < 0)
-            ):
-                payload = line.removeprefix(_PREFIX)
-                if payload is not line:
-                    try:
-                        chunk = self._decode(payload)
-                    except (msgspec.DecodeError, UnicodeDecodeError):
-                        pass  # [DONE], an error payload or bad data: the general path says
-                    else:
-                        if not self._error_of(chunk):
-                            self._consumed += len(data)
-                            self._events += 1
-                            return [chunk]
-        return self._feed(data)
+    if TYPE_CHECKING:  # feed() itself comes from DecoderCore (see streamspec._fastpath)
+
+        def feed(self, data: bytes) -> list[T]:
+            """Decode the next bytes of the stream; return the chunks they complete."""
+            ...
 
     def close(self) -> list[T]:
         """End the stream; return the chunks a final unterminated event held.
@@ -306,11 +300,19 @@ class ChunkDecoder(Generic[T]):
                 self._parse(buf, out)
                 return out
             if not self._tail:
-                self._region(data, out, b"")
-            elif self._completes_tail(data):
-                head = bytes(self._tail)
-                self._tail.clear()
-                self._region(data, out, head)
+                self._region(data, 0, out)
+            else:
+                end = self._tail_end(data)
+                if end >= 0:  # decode the completed event, then the rest of the read
+                    event = bytes(self._tail) + data[:end]
+                    self._tail.clear()
+                    try:
+                        self._region(event, 0, out)
+                    except Error:
+                        self._backlog += data[end:]
+                        raise
+                    if end < len(data) and not self.done:
+                        self._region(data, end, out)
         except EventTooLargeError as exc:
             self._failed = exc
             exc.chunks = out + exc.chunks
@@ -323,18 +325,19 @@ class ChunkDecoder(Generic[T]):
             self._shortcut_limit = self.max_event_size + 2 if simple else -1
         return out
 
-    def _completes_tail(self, data: bytes) -> bool:
-        """Whether ``data`` completes the unfinished event; if not, buffer it.
+    def _tail_end(self, data: bytes) -> int:
+        """Where in ``data`` the unfinished event ends (just past its blank line), or -1.
 
-        The event ends at the first blank line, in ``data`` or across the join.
-        While it does not, ``data`` is appended to one buffer (amortised
-        linear) and checked against ``max_event_size``.
+        While it does not end, ``data`` is added to it: appended to one buffer
+        (amortised linear) and checked against ``max_event_size``.
         """
-        tail = self._tail
-        if tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0:
-            return True
+        if self._tail[-1:] == b"\n" == data[:1]:
+            return 1
+        end = data.find(b"\n\n")
+        if end >= 0:
+            return end + 2
         self._keep(data)
-        return False
+        return -1
 
     def _keep(self, data: bytes) -> None:
         """Add ``data`` to the unfinished event, within ``max_event_size``.
@@ -354,92 +357,63 @@ class ChunkDecoder(Generic[T]):
                 self.max_event_size, size, event_index=self._events, offset=self._consumed
             )
 
-    def _region(self, data: bytes, out: list[T], head: bytes) -> None:
-        """Decode ``head + data``: it starts at an event boundary and holds no CR.
+    def _region(self, buf: bytes, start: int, out: list[T]) -> None:
+        """Decode ``buf[start:]``, which starts at an event boundary and holds no CR.
 
-        ``head`` is the unfinished event of earlier reads (or empty). The fast
-        case is a run of data-only events. ``BytesIO.readlines()`` cuts the
-        buffer at every LF with memchr, giving alternating
-        ``b"data:<payload>\\n"`` and ``b"\\n"`` lines; the payload keeps its
-        leading space and trailing LF, which msgspec skips as JSON whitespace.
-        Any other shape goes to the spec parser.
+        A run of data-only events is framed by ``split_events`` and decoded with
+        one ``map()``; anything else goes to the spec parser. What follows the
+        last complete event waits in the tail.
         """
-        lines = BytesIO(data).readlines()  # BytesIO shares data's memory: no copy
-        if head:  # join the unfinished event's lines without copying data
-            head_lines = head.splitlines(keepends=True)
-            if lines and head_lines[-1][-1:] != b"\n":
-                lines[0] = head_lines.pop() + lines[0]
-            lines[:0] = head_lines
-        # An odd line out at the end is the event still arriving; it waits.
-        tail = lines.pop() if len(lines) & 1 else b""
-        blanks = lines[1::2]
-        data_lines = lines[0::2]
-        payloads = list(map(bytes.removeprefix, data_lines, repeat(_PREFIX)))
-        # Every second line must be blank (one-byte bytes objects are shared,
-        # so list.count() compares identities) and every other one "data:...".
-        if (
-            blanks.count(b"\n") != len(blanks)
-            or any(map(is_, payloads, data_lines))
-            or (
-                len(head) + len(data) > self.max_event_size
-                and max(map(len, data_lines), default=0) > self.max_event_size + 1
-            )
+        split = split_events(buf, start)
+        if split is None or (
+            len(buf) - start > self.max_event_size
+            and max(map(len, split[0]), default=0) + 5 > self.max_event_size
         ):
-            self._general(head + data, out)
+            self._general(buf[start:] if start else buf, out)
             return
-        if payloads and payloads[-1].strip() == _DONE:
-            done: bytes | None = payloads.pop()
-        else:
-            done = None
+        payloads, stop = split
+        done = payloads.pop() if payloads and payloads[-1].strip() == _DONE else None
         try:
             chunks: list[T] | None = list(map(self._decode, payloads))
         except (msgspec.DecodeError, UnicodeDecodeError):
             chunks = None
         else:
             if any(map(self._error_of, chunks)) or (  # type: ignore[arg-type]
-                not self._has_error_field
-                and (data.find(_ERROR_KEY) >= 0 or head.find(_ERROR_KEY) >= 0)
+                not self._has_error_field and buf.find(ERROR_KEY, start, stop) >= 0
             ):
                 chunks = None
         if chunks is None:
-            self._one_by_one(payloads, done, tail, out)
+            self._one_by_one(payloads, done, buf[stop:], out)
             if self.done:
                 return
+            if done is not None:
+                self._consumed += _event_length(done)
+                self._events += 1
         else:
             out += chunks
-            self._events += len(payloads)
-            self._consumed += len(head) + len(data) - len(tail) - (len(done) + 6 if done else 0)
+            self._consumed += stop - start
+            self._events += len(payloads) + (done is not None)
         if done is not None:
-            self._events += 1
-            self._consumed += len(done) + 6
             self.done = True
-            return
-        if tail:
-            self._keep(tail)
+        elif stop < len(buf):
+            self._keep(buf[stop:])
 
     def _one_by_one(
         self, payloads: list[bytes], done: bytes | None, tail: bytes, out: list[T]
     ) -> None:
-        """Decode payloads one at a time, to find and report the one that failed.
-
-        Each payload is ``b" {json}\\n"``: its event spans ``len(payload) + 6``
-        bytes (``data:`` and the blank line).
-        """
+        """Decode payloads one at a time, to find and report the one that failed."""
         for position, payload in enumerate(payloads):
-            # The event's data exactly as the SSE algorithm gives it: one leading
-            # space and the line's LF dropped, invalid UTF-8 replaced.
-            data = payload[1:-1] if payload[:1] == b" " else payload[:-1]
             try:
-                chunk = self._payload(data.decode("utf-8", "replace"), self._events, self._consumed)
+                chunk = self._payload(_event_data(payload), self._events, self._consumed)
             except Error:
                 # The bad event is consumed; what follows it waits for the next feed().
                 later = [*payloads[position + 1 :], *([done] if done is not None else [])]
-                self._backlog = b"".join([_PREFIX + p + b"\n" for p in later]) + tail
+                self._backlog = b"".join([PREFIX + p.rstrip(b"\n") + b"\n\n" for p in later]) + tail
                 self._events += 1
-                self._consumed += len(payload) + 6
+                self._consumed += _event_length(payload)
                 raise
             self._events += 1
-            self._consumed += len(payload) + 6
+            self._consumed += _event_length(payload)
             if chunk is _DONE_MARK:  # "[DONE]" in the middle of a read
                 self.done = True
                 return
@@ -503,7 +477,7 @@ class ChunkDecoder(Generic[T]):
     def _payload(self, payload: str, index: int, offset: int) -> T | _Done:
         """Decode one event's data, with every check and a located error."""
         try:
-            chunk = self._decode(payload)
+            chunk: T = self._decode(payload)
         except msgspec.DecodeError as exc:
             if payload.strip() == "[DONE]":
                 return _DONE_MARK
