@@ -8,7 +8,6 @@ list of token-id lists; a list mixing those kinds is rejected with a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -16,6 +15,14 @@ import pytest
 from msgspec import UNSET
 
 import streamspec
+from documents import (
+    COMPLETIONS,
+    MANIFEST,
+    check_invalid,
+    document_names,
+    invalid_documents,
+    read_document,
+)
 from streamspec import (
     ChatCompletionStreamOptions,
     Choice,
@@ -28,12 +35,6 @@ from streamspec import (
     PromptTokensDetails,
 )
 
-DOCUMENTS = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
-COMPLETIONS = DOCUMENTS / "completions"
-INVALID = DOCUMENTS / "invalid"
-MANIFEST: dict[str, dict[str, str]] = json.loads(
-    (INVALID / "MANIFEST.json").read_text(encoding="utf-8")
-)
 INVALID_TYPES = {"CreateCompletionRequest", "CreateCompletionResponse"}
 MAX_TOKEN_ID = 4_294_967_295
 
@@ -42,13 +43,11 @@ decode_response = msgspec.json.Decoder(CreateCompletionResponse).decode
 
 
 def request_doc(name: str) -> tuple[dict[str, Any], CreateCompletionRequest]:
-    raw = (COMPLETIONS / name).read_bytes()
-    return json.loads(raw), decode_request(raw)
+    return read_document(COMPLETIONS / name, decode_request)
 
 
 def response_doc(name: str) -> tuple[dict[str, Any], CreateCompletionResponse]:
-    raw = (COMPLETIONS / name).read_bytes()
-    return json.loads(raw), decode_response(raw)
+    return read_document(COMPLETIONS / name, decode_response)
 
 
 def with_prompt(prompt: Any) -> bytes:
@@ -211,7 +210,7 @@ def test_out_of_range_options(field: str, value: Any) -> None:
 # --- responses -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in COMPLETIONS.glob("response_*.json")))
+@pytest.mark.parametrize("name", document_names(COMPLETIONS, "response_*.json"))
 def test_response_document_decodes(name: str) -> None:
     doc, resp = response_doc(name)
     assert type(resp) is CreateCompletionResponse
@@ -285,21 +284,9 @@ def test_completion_alias() -> None:
 # --- invalid documents ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n, e in MANIFEST.items() if e["type"] in INVALID_TYPES)
-)
+@pytest.mark.parametrize("name", invalid_documents(INVALID_TYPES))
 def test_invalid_completion_document_names_its_path(name: str) -> None:
-    entry = MANIFEST[name]
-    with pytest.raises(msgspec.ValidationError) as info:
-        msgspec.json.decode((INVALID / name).read_bytes(), type=getattr(streamspec, entry["type"]))
-    text = str(info.value)
-    if entry["path"] == "$":
-        # msgspec names no path for an error in the top-level object.
-        assert " - at `" not in text
-    else:
-        assert text.endswith(f" - at `{entry['path']}`")
-    if "message" in entry:
-        assert entry["message"] in text
+    check_invalid(name)
 
 
 def test_every_mixed_prompt_document_names_prompt() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +17,15 @@ import pytest
 from msgspec import UNSET
 
 import streamspec
+from documents import (
+    INVALID,
+    MANIFEST,
+    REQUESTS,
+    check_invalid,
+    document_names,
+    invalid_documents,
+    read_document,
+)
 from streamspec import (
     AudioUrl,
     ChatCompletionAudio,
@@ -62,13 +70,7 @@ from streamspec import (
     WebSearchUserLocation,
 )
 
-DOCUMENTS = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
-REQUESTS = DOCUMENTS / "requests"
-INVALID = DOCUMENTS / "invalid"
-MANIFEST: dict[str, dict[str, str]] = json.loads(
-    (INVALID / "MANIFEST.json").read_text(encoding="utf-8")
-)
-REQUEST_FILES = sorted(p.name for p in REQUESTS.glob("*.json"))
+REQUEST_FILES = document_names(REQUESTS)
 
 # The invalid documents of these types are checked here; the others in
 # test_types_completions.py (legacy) and test_types_responses.py (responses, chunks).
@@ -122,8 +124,7 @@ decode_request = msgspec.json.Decoder(CreateChatCompletionRequest).decode
 
 
 def read(name: str) -> tuple[dict[str, Any], CreateChatCompletionRequest]:
-    raw = (REQUESTS / name).read_bytes()
-    return json.loads(raw), decode_request(raw)
+    return read_document(REQUESTS / name, decode_request)
 
 
 def message(role: str, content: Any) -> dict[str, Any]:
@@ -725,23 +726,6 @@ def test_manifest_lists_every_invalid_document() -> None:
         assert entry["path"].startswith("$"), name
 
 
-def check_invalid(name: str) -> None:
-    entry = MANIFEST[name]
-    with pytest.raises(msgspec.ValidationError) as info:
-        msgspec.json.decode((INVALID / name).read_bytes(), type=getattr(streamspec, entry["type"]))
-    text = str(info.value)
-    if entry["path"] == "$":
-        # msgspec names no path for an error in the top-level object.
-        assert " - at `" not in text
-    else:
-        assert text.endswith(f" - at `{entry['path']}`")
-    if "message" in entry:
-        assert entry["message"] in text
-
-
-@pytest.mark.parametrize(
-    "name",
-    sorted(n for n, e in MANIFEST.items() if e["type"] in INVALID_TYPES),
-)
+@pytest.mark.parametrize("name", invalid_documents(INVALID_TYPES))
 def test_invalid_request_document_names_its_path(name: str) -> None:
     check_invalid(name)

@@ -9,7 +9,6 @@ are ignored, and an absent ``delta`` or ``choices`` reads as empty.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,6 +17,15 @@ from msgspec import UNSET
 
 import streamspec
 import streamspec.types
+from documents import (
+    CHUNKS,
+    RESPONSES,
+    check_invalid,
+    document_names,
+    encoded,
+    invalid_documents,
+    read_document,
+)
 from streamspec import (
     ChatChoice,
     ChatChoiceLogprobs,
@@ -46,13 +54,6 @@ from streamspec import (
 )
 from streamspec.types import common, completions, request, response, stream
 
-DOCUMENTS = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
-RESPONSES = DOCUMENTS / "responses"
-CHUNKS = DOCUMENTS / "chunks"
-INVALID = DOCUMENTS / "invalid"
-MANIFEST: dict[str, dict[str, str]] = json.loads(
-    (INVALID / "MANIFEST.json").read_text(encoding="utf-8")
-)
 INVALID_TYPES = {"CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"}
 
 decode_response = msgspec.json.Decoder(CreateChatCompletionResponse).decode
@@ -62,13 +63,11 @@ EMPTY_DELTA_FIELDS = [f.name for f in msgspec.structs.fields(ChatCompletionStrea
 
 
 def response_doc(name: str) -> tuple[dict[str, Any], CreateChatCompletionResponse]:
-    raw = (RESPONSES / name).read_bytes()
-    return json.loads(raw), decode_response(raw)
+    return read_document(RESPONSES / name, decode_response)
 
 
 def chunk_doc(name: str) -> tuple[dict[str, Any], CreateChatCompletionStreamResponse]:
-    raw = (CHUNKS / name).read_bytes()
-    return json.loads(raw), decode_chunk(raw)
+    return read_document(CHUNKS / name, decode_chunk)
 
 
 def only_message(resp: CreateChatCompletionResponse) -> ChatCompletionResponseMessage:
@@ -81,14 +80,10 @@ def only_delta(chunk: CreateChatCompletionStreamResponse) -> ChatCompletionStrea
     return choice.delta
 
 
-def encoded(obj: Any) -> Any:
-    return json.loads(msgspec.json.encode(obj))
-
-
 # --- complete responses --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in RESPONSES.glob("*.json")))
+@pytest.mark.parametrize("name", document_names(RESPONSES))
 def test_response_document_decodes(name: str) -> None:
     doc, resp = response_doc(name)
     assert type(resp) is CreateChatCompletionResponse
@@ -281,7 +276,7 @@ def test_open_finish_reason_in_response(finish_reason: str) -> None:
 # --- stream chunks -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CHUNKS.glob("*.json")))
+@pytest.mark.parametrize("name", document_names(CHUNKS))
 def test_chunk_document_decodes(name: str) -> None:
     doc, chunk = chunk_doc(name)
     assert type(chunk) is CreateChatCompletionStreamResponse
@@ -599,20 +594,9 @@ def test_unknown_fields_are_ignored(kind: type[Any], doc: dict[str, Any]) -> Non
 # --- invalid documents ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n, e in MANIFEST.items() if e["type"] in INVALID_TYPES)
-)
+@pytest.mark.parametrize("name", invalid_documents(INVALID_TYPES))
 def test_invalid_response_document_names_its_path(name: str) -> None:
-    entry = MANIFEST[name]
-    with pytest.raises(msgspec.ValidationError) as info:
-        msgspec.json.decode((INVALID / name).read_bytes(), type=getattr(streamspec, entry["type"]))
-    text = str(info.value)
-    if entry["path"] == "$":
-        assert " - at `" not in text
-    else:
-        assert text.endswith(f" - at `{entry['path']}`")
-    if "message" in entry:
-        assert entry["message"] in text
+    check_invalid(name)
 
 
 # --- the public surface --------------------------------------------------------------------

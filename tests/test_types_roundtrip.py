@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import string
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
+from documents import DOCUMENTS, document_names, encoded
 from streamspec import (
     AudioUrl,
     ChatCompletionAudio,
@@ -65,8 +65,6 @@ from streamspec import (
     WebSearchOptions,
     WebSearchUserLocation,
 )
-
-DOCUMENTS = Path(__file__).resolve().parent.parent / "fixtures" / "documents"
 
 KeyPath = tuple[str | int, ...]
 
@@ -164,9 +162,9 @@ def document_type(relative: str) -> type[Any]:
 
 
 VALID_DOCUMENTS = sorted(
-    f"{folder}/{p.name}"
+    f"{folder}/{name}"
     for folder in ("requests", "completions", "responses", "chunks")
-    for p in (DOCUMENTS / folder).glob("*.json")
+    for name in document_names(DOCUMENTS / folder)
 )
 
 
@@ -219,8 +217,7 @@ def test_document_round_trips_faithfully(relative: str) -> None:
     for path in EXTENSION_KEYS.get(relative, []):
         without(expected, path)
     value = msgspec.json.decode(raw, type=document_type(relative))
-    output = json.loads(msgspec.json.encode(value))
-    assert_faithful(expected, output)
+    assert_faithful(expected, encoded(value))
 
 
 @pytest.mark.parametrize("relative", VALID_DOCUMENTS)
@@ -262,8 +259,7 @@ def test_document_decode_encode_decode_is_stable(relative: str) -> None:
     ],
 )
 def test_absent_stays_absent_and_present_stays_present(doc: Any, kind: type[Any]) -> None:
-    output = json.loads(msgspec.json.encode(msgspec.json.decode(json.dumps(doc), type=kind)))
-    assert_faithful(doc, output)
+    assert_faithful(doc, encoded(msgspec.json.decode(json.dumps(doc), type=kind)))
 
 
 def test_faithfulness_check_catches_changes() -> None:
