@@ -107,6 +107,7 @@ from .types.request import (
     WebSearchLocation,
     WebSearchOptions,
     WebSearchUserLocation,
+    WebSearchUserLocationType,
 )
 from .types.response import (
     ChatChoice,
@@ -119,10 +120,12 @@ from .types.stream import (
     ChatChoiceStream,
     ChatCompletionChunk,
     ChatCompletionMessageToolCallChunk,
+    ChatCompletionResponseStream,
     ChatCompletionStreamContentBlock,
     ChatCompletionStreamResponseDelta,
     ChatCompletionStreamResponseDeltaAudio,
     CreateChatCompletionStreamResponse,
+    CreateChatCompletionStreamResponseChoices,
     FunctionCallStream,
 )
 
@@ -170,6 +173,7 @@ __all__ = [
     "ChatCompletionRequestUserMessageContentPart",
     "ChatCompletionResponseMessage",
     "ChatCompletionResponseMessageAudio",
+    "ChatCompletionResponseStream",
     "ChatCompletionStreamContentBlock",
     "ChatCompletionStreamOptions",
     "ChatCompletionStreamResponseDelta",
@@ -189,6 +193,7 @@ __all__ = [
     "CreateChatCompletionRequest",
     "CreateChatCompletionResponse",
     "CreateChatCompletionStreamResponse",
+    "CreateChatCompletionStreamResponseChoices",
     "CreateCompletionRequest",
     "CreateCompletionResponse",
     "DEFAULT_MAX_EVENT_SIZE",
@@ -240,6 +245,7 @@ __all__ = [
     "WebSearchLocation",
     "WebSearchOptions",
     "WebSearchUserLocation",
+    "WebSearchUserLocationType",
     "accumulate",
     "aiter_chunks",
     "check_stream",

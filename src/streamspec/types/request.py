@@ -78,6 +78,7 @@ __all__ = [
     "WebSearchLocation",
     "WebSearchOptions",
     "WebSearchUserLocation",
+    "WebSearchUserLocationType",
 ]
 
 ImageDetail = Literal["auto", "low", "high"]
@@ -90,6 +91,7 @@ ChatCompletionAudioVoice = Literal[
 ]  # fmt: skip
 ChatCompletionAudioFormat = Literal["wav", "aac", "mp3", "flac", "opus", "pcm16"]
 WebSearchContextSize = Literal["low", "medium", "high"]
+WebSearchUserLocationType = Literal["approximate"]
 
 Stop = Union[str, Annotated[list[str], Meta(max_length=4)]]  # noqa: UP007
 """``stop``: one sequence or up to four."""
@@ -423,7 +425,7 @@ class WebSearchLocation(StrictStruct, kw_only=True):
 class WebSearchUserLocation(StrictStruct, kw_only=True):
     """``{"type": "approximate", "approximate": {...}}``."""
 
-    type: Literal["approximate"]
+    type: WebSearchUserLocationType
     approximate: WebSearchLocation
 
 

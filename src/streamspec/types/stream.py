@@ -11,6 +11,7 @@ Every type here is lenient: see :mod:`streamspec.types._base`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import cast
 
 from msgspec import UNSET, UnsetType
@@ -21,11 +22,13 @@ from .common import ChatChoiceLogprobs, CompletionUsage, ErrorObject
 __all__ = [
     "ChatChoiceStream",
     "ChatCompletionChunk",
+    "ChatCompletionResponseStream",
     "ChatCompletionMessageToolCallChunk",
     "ChatCompletionStreamContentBlock",
     "ChatCompletionStreamResponseDelta",
     "ChatCompletionStreamResponseDeltaAudio",
     "CreateChatCompletionStreamResponse",
+    "CreateChatCompletionStreamResponseChoices",
     "FunctionCallStream",
 ]
 
@@ -151,3 +154,9 @@ class CreateChatCompletionStreamResponse(LenientStruct, kw_only=True):
 
 ChatCompletionChunk = CreateChatCompletionStreamResponse
 """The openai-python name of :class:`CreateChatCompletionStreamResponse`."""
+
+CreateChatCompletionStreamResponseChoices = ChatChoiceStream
+"""The generated OpenAPI name of a chunk's choice: :class:`ChatChoiceStream`."""
+
+ChatCompletionResponseStream = AsyncIterator[CreateChatCompletionStreamResponse]
+"""A stream of chunks, as :func:`streamspec.aiter_chunks` yields them."""
