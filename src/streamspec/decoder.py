@@ -6,14 +6,16 @@ What OpenAI-compatible servers send is a run of data-only events::
     data: {"id":"chatcmpl-...",...,"choices":[],"usage":{...}}\\n\\n
     data: [DONE]\\n\\n
 
-The hot path frames such runs with C-level byte operations (one
-``bytes.split`` per read, or one ``bytes.splitlines`` for a read holding a
-single event) and decodes each payload with one reused
-:class:`msgspec.json.Decoder`. Anything else (comments, ``event:``/``id:``
-fields, multi-line data, CR line endings, a BOM, a malformed payload) is
-handed, from the last clean event boundary on, to the full WHATWG algorithm in
-:class:`streamspec.SSEParser`, so both paths give identical results however
-the bytes are split into reads.
+The hot path (:mod:`streamspec._fastpath`) frames such runs at C speed: a read
+holding exactly one event is checked and decoded by ``feed()`` itself, a
+longer read is cut into payloads by ``split_events`` in one pass, and every
+payload goes through one reused :class:`msgspec.json.Decoder`. Anything else
+(comments, ``event:``/``id:`` fields, multi-line data, CR line endings, a BOM,
+a payload that fails to decode or reports an error) is handed, from the last
+clean event boundary on, to this module's general path: the full WHATWG
+algorithm of :class:`streamspec.SSEParser`, then one event at a time with
+located errors. Both paths give identical results however the bytes are split
+into reads.
 """
 
 from __future__ import annotations
@@ -321,8 +323,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
             exc.chunks = out + exc.chunks
             raise
         finally:
-            simple = not (self._tail or self._slow or self._backlog or self._queued or self.done)
-            self._shortcut_limit = self.max_event_size + 2 if simple else -1
+            busy = self._tail or self._slow or self._backlog or self._queued or self.done
+            self._shortcut_limit = -1 if busy or self._failed else self.max_event_size + 2
         return out
 
     def _tail_end(self, data: bytes) -> int:
