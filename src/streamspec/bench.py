@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ._fastpath import IMPLEMENTATION
 from ._peers import PEERS, ceiling, cut_reads, split_payloads, streamspec_decoder
 from .samples import synthetic_stream
 
@@ -206,6 +207,7 @@ def _versions(results: list[Result]) -> dict[str, str]:
     for name in ("streamspec", "msgspec", *peers):
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
+    found["fast paths"] = IMPLEMENTATION
     return found
 
 
