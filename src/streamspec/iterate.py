@@ -8,16 +8,59 @@ They take what HTTP clients yield: httpx ``iter_bytes()``/``aiter_bytes()``
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 from .decoder import ChunkDecoder
 from .errors import Error
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.stream import CreateChatCompletionStreamResponse
 
-__all__ = ["aiter_chunks", "iter_chunks"]
+__all__ = ["Feeder", "aiter_chunks", "aiterate", "iter_chunks", "iterate"]
 
 T = TypeVar("T")
+
+
+class Feeder(Protocol[T]):
+    """What the iterators drive: :class:`ChunkDecoder`, or a wrapper such as ``StreamMeter``."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, data: bytes) -> list[T]: ...
+
+    def close(self) -> list[T]: ...
+
+
+def iterate(decoder: Feeder[T], source: Iterable[bytes]) -> Iterator[T]:
+    """Feed ``source`` to ``decoder``; yield its chunks until ``[DONE]`` or the end.
+
+    On an error the chunks decoded before it are yielded, then it is raised.
+    """
+    try:
+        for data in source:
+            yield from decoder.feed(data)
+            if decoder.done:
+                break
+        yield from decoder.close()
+    except Error as exc:
+        yield from exc.chunks
+        raise
+
+
+async def aiterate(decoder: Feeder[T], source: AsyncIterable[bytes]) -> AsyncIterator[T]:
+    """Async twin of :func:`iterate`."""
+    try:
+        async for data in source:
+            for chunk in decoder.feed(data):
+                yield chunk
+            if decoder.done:
+                break
+        for chunk in decoder.close():
+            yield chunk
+    except Error as exc:
+        for chunk in exc.chunks:
+            yield chunk
+        raise
 
 
 @overload
@@ -54,15 +97,7 @@ def iter_chunks(
     end-of-stream rules.
     """
     decoder = ChunkDecoder(type, max_event_size=max_event_size, require_done=require_done)
-    try:
-        for data in source:
-            yield from decoder.feed(data)
-            if decoder.done:
-                return
-        yield from decoder.close()
-    except Error as exc:
-        yield from exc.chunks
-        raise
+    return iterate(decoder, source)
 
 
 @overload
@@ -84,7 +119,7 @@ def aiter_chunks(
 ) -> AsyncIterator[T]: ...
 
 
-async def aiter_chunks(
+def aiter_chunks(
     source: AsyncIterable[bytes],
     type: Any = CreateChatCompletionStreamResponse,
     *,
@@ -93,15 +128,4 @@ async def aiter_chunks(
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`iter_chunks`."""
     decoder = ChunkDecoder(type, max_event_size=max_event_size, require_done=require_done)
-    try:
-        async for data in source:
-            for chunk in decoder.feed(data):
-                yield chunk
-            if decoder.done:
-                return
-        for chunk in decoder.close():
-            yield chunk
-    except Error as exc:
-        for chunk in exc.chunks:
-            yield chunk
-        raise
+    return aiterate(decoder, source)

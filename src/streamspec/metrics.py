@@ -40,6 +40,7 @@ import msgspec
 
 from .decoder import ChunkDecoder
 from .errors import Error, StreamError, TruncatedStreamError
+from .iterate import aiterate, iterate
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.common import CompletionUsage
 from .types.stream import ChatCompletionStreamContentBlock, CreateChatCompletionStreamResponse
@@ -238,32 +239,11 @@ class StreamMeter:
         Reading stops at ``[DONE]``; on an error the chunks decoded before it
         are yielded, then the error is raised (and recorded in the metrics).
         """
-        try:
-            for data in source:
-                yield from self.feed(data)
-                if self.decoder.done:
-                    self._closed = True
-                    return
-            yield from self.close()
-        except Error as exc:
-            yield from exc.chunks
-            raise
+        return iterate(self, source)
 
-    async def aiter(self, source: AsyncIterable[bytes]) -> AsyncIterator[_Chunk]:
+    def aiter(self, source: AsyncIterable[bytes]) -> AsyncIterator[_Chunk]:
         """Async twin of :meth:`iter`."""
-        try:
-            async for data in source:
-                for chunk in self.feed(data):
-                    yield chunk
-                if self.decoder.done:
-                    self._closed = True
-                    return
-            for chunk in self.close():
-                yield chunk
-        except Error as exc:
-            for chunk in exc.chunks:
-                yield chunk
-            raise
+        return aiterate(self, source)
 
     # -- hot path --------------------------------------------------------------------------------
 
