@@ -188,3 +188,10 @@ def test_the_compiled_and_python_framing_agree() -> None:
         for start in range(len(sample) + 1):
             expected = normalized(_fastpath.py_split_events(sample, start))
             assert normalized(_speedups.split_events(sample, start)) == expected, (sample, start)
+    heads = [b"data: {", b"data: {}", b"data: {}\n", b"da", b": c", b"data: {}\nid: 1"]
+    for head in heads:
+        for sample in samples:
+            if not (head.endswith(b"\n") and sample.startswith(b"\n")) and b"\n\n" not in sample:
+                continue  # the caller passes a head only with the rest of its event
+            expected = normalized(_fastpath.py_split_events(sample, 0, head))
+            assert normalized(_speedups.split_events(sample, 0, head)) == expected, (head, sample)

@@ -17,11 +17,13 @@ the pure-Python code below otherwise (or when ``STREAMSPEC_PURE_PYTHON=1``):
 * ``DecoderCore``: the base class of ``ChunkDecoder``; its ``feed()`` decodes a
   read holding exactly one such event (a live socket's typical read) and
   otherwise calls ``self._feed()``.
-* ``split_events(data, start)``: cuts ``data[start:]`` into the payloads of
-  consecutive such events, returning ``(payloads, stop)`` where ``stop`` is
-  the end of the last complete event, or ``None`` as soon as a line is
-  anything else. Payloads exclude ``data:``; they may keep the LF that ends
-  their line.
+* ``split_events(data, start, head=b"")``: cuts ``head + data[start:]`` into
+  the payloads of consecutive such events, returning ``(payloads, stop)``
+  where ``stop`` is where in ``data`` the last complete event ends, or
+  ``None`` as soon as a line is anything else. ``head`` is the beginning of an
+  event whose end (its blank line) is in ``data``; it is joined to its end
+  without copying the rest of ``data``. Payloads exclude ``data:``; they may
+  keep the LF that ends their line.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ __all__ = ["IMPLEMENTATION", "DecoderCore", "split_events"]
 PREFIX = b"data:"
 ERROR_KEY = b'"error"'
 
-SplitEvents = Callable[[bytes, int], "tuple[list[bytes], int] | None"]
+SplitEvents = Callable[[bytes, int, bytes], "tuple[list[bytes], int] | None"]
 
 
 class PyDecoderCore:
@@ -81,13 +83,32 @@ class PyDecoderCore:
         raise NotImplementedError
 
 
-def py_split_events(data: bytes, start: int) -> tuple[list[bytes], int] | None:
+def py_split_events(data: bytes, start: int, head: bytes = b"") -> tuple[list[bytes], int] | None:
     """Pure-Python twin of ``streamspec._speedups.split_events``.
 
     ``BytesIO.readlines()`` cuts at every LF with memchr, giving alternating
     ``b"data:<payload>\\n"`` and ``b"\\n"`` lines; an odd line out at the end is
     the event still arriving.
     """
+    payloads: list[bytes] = []
+    if head:  # the event head begins ends at the first blank line, maybe across the join
+        if head[-1:] == b"\n" == data[start : start + 1]:
+            end = start + 1
+        else:
+            end = data.find(b"\n\n", start) + 2
+            if end < 2:
+                return None
+        first = _split(head + data[start:end], 0)
+        if first is None or first[1] != len(head) + end - start:
+            return None
+        payloads, start = first[0], end
+    rest = _split(data, start)
+    if rest is None:
+        return None
+    return payloads + rest[0], rest[1]
+
+
+def _split(data: bytes, start: int) -> tuple[list[bytes], int] | None:
     reader = BytesIO(data)  # shares data's memory: no copy
     reader.seek(start)
     lines = reader.readlines()

@@ -13,7 +13,7 @@
  * - DecoderCore: the base class of ChunkDecoder. Its feed() decodes a read
  *   holding exactly one such event without entering the interpreter, and
  *   otherwise calls the subclass's _feed().
- * - split_events(data, start): cuts a buffer into payloads at C speed.
+ * - split_events(data, start, head): cuts a buffer into payloads at C speed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -191,19 +191,52 @@ static PyTypeObject CoreType = {
     .tp_members = Core_members,
 };
 
-/* split_events(data, start) -> (payloads, stop) or None
+/* Appends to `payloads` the payloads of the consecutive data-only events of
+ * s[pos:n]; sets *stop to where the complete events end. Returns 1, 0 when a
+ * line is anything else, -1 on a Python error. */
+static int
+scan(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *payloads, Py_ssize_t *stop)
+{
+    while (pos < n) {
+        const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+        if (newline == NULL) {
+            break; /* a line still arriving */
+        }
+        Py_ssize_t end = newline - s;
+        if (end + 1 >= n) {
+            break; /* a complete line, its blank line still arriving */
+        }
+        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
+            return 0; /* not a data-only event */
+        }
+        PyObject *payload = PyBytes_FromStringAndSize(s + pos + 5, end - pos - 5);
+        if (payload == NULL || PyList_Append(payloads, payload) < 0) {
+            Py_XDECREF(payload);
+            return -1;
+        }
+        Py_DECREF(payload);
+        pos = end + 2;
+    }
+    *stop = pos;
+    return 1;
+}
+
+/* split_events(data, start, head=b"") -> (payloads, stop) or None
  *
- * Reads data[start:] as consecutive "data:<payload>\n\n" events. Returns the
- * payloads (each without "data:" and the LFs) and where the complete events
+ * Reads head + data[start:] as consecutive "data:<payload>\n\n" events, where
+ * head is the beginning of an event whose end is in data. Returns the payloads
+ * (each without "data:" and the LFs) and where in data the complete events
  * stop: what follows is an event still arriving. Returns None as soon as a
  * line is anything else (a comment, another field, a second data line, a
- * blank line too many): the caller hands the buffer to the SSE parser. The
- * caller has checked that data holds no CR. */
+ * blank line too many): the caller hands the bytes to the SSE parser. The
+ * caller has checked that neither holds a CR. */
 static PyObject *
 split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "split_events(data: bytes, start: int)");
+    if (nargs < 2 || nargs > 3 || !PyBytes_Check(args[0]) ||
+        (nargs == 3 && !PyBytes_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "split_events(data: bytes, start: int, head: bytes = b'')");
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
@@ -220,35 +253,67 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (payloads == NULL) {
         return NULL;
     }
-    Py_ssize_t pos = start;
-    while (pos < n) {
-        const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
-        if (newline == NULL) {
-            break; /* a line still arriving */
+    Py_ssize_t stop = start;
+    int found = 1;
+    if (nargs == 3 && PyBytes_GET_SIZE(args[2]) > 0) {
+        /* The event that head begins ends at the first blank line, which may
+         * straddle the join; head itself holds no blank line. */
+        const char *h = PyBytes_AS_STRING(args[2]);
+        Py_ssize_t hn = PyBytes_GET_SIZE(args[2]);
+        Py_ssize_t end = -1;
+        if (h[hn - 1] == '\n' && start < n && s[start] == '\n') {
+            end = start + 1;
         }
-        Py_ssize_t end = newline - s;
-        if (end + 1 >= n) {
-            break; /* a complete line, its blank line still arriving */
+        else {
+            for (Py_ssize_t i = start; i + 1 < n; i++) {
+                const char *newline = memchr(s + i, '\n', (size_t)(n - 1 - i));
+                if (newline == NULL) {
+                    break;
+                }
+                i = newline - s;
+                if (s[i + 1] == '\n') {
+                    end = i + 2;
+                    break;
+                }
+            }
         }
-        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
-            Py_DECREF(payloads);
-            Py_RETURN_NONE; /* not a data-only event */
+        if (end < 0) {
+            found = 0; /* not complete yet: the caller only asks once it is */
         }
-        PyObject *payload = PyBytes_FromStringAndSize(s + pos + 5, end - pos - 5);
-        if (payload == NULL || PyList_Append(payloads, payload) < 0) {
-            Py_XDECREF(payload);
-            Py_DECREF(payloads);
+        else {
+            PyObject *first = PyBytes_FromStringAndSize(NULL, hn + end - start);
+            if (first == NULL) {
+                Py_DECREF(payloads);
+                return NULL;
+            }
+            memcpy(PyBytes_AS_STRING(first), h, (size_t)hn);
+            memcpy(PyBytes_AS_STRING(first) + hn, s + start, (size_t)(end - start));
+            Py_ssize_t first_stop = 0;
+            found = scan(PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
+                         &first_stop);
+            if (found == 1 && first_stop != PyBytes_GET_SIZE(first)) {
+                found = 0;
+            }
+            Py_DECREF(first);
+            stop = end;
+        }
+    }
+    if (found == 1) {
+        found = scan(s, n, stop, payloads, &stop);
+    }
+    if (found != 1) {
+        Py_DECREF(payloads);
+        if (found < 0) {
             return NULL;
         }
-        Py_DECREF(payload);
-        pos = end + 2;
+        Py_RETURN_NONE;
     }
-    return Py_BuildValue("(Nn)", payloads, pos);
+    return Py_BuildValue("(Nn)", payloads, stop);
 }
 
 static PyMethodDef module_methods[] = {
     {"split_events", (PyCFunction)(void (*)(void))split_events, METH_FASTCALL,
-     "split_events(data, start) -> (payloads, stop) | None"},
+     "split_events(data, start, head=b'') -> (payloads, stop) | None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -302,19 +302,11 @@ class ChunkDecoder(DecoderCore, Generic[T]):
                 self._parse(buf, out)
                 return out
             if not self._tail:
-                self._region(data, 0, out)
-            else:
-                end = self._tail_end(data)
-                if end >= 0:  # decode the completed event, then the rest of the read
-                    event = bytes(self._tail) + data[:end]
-                    self._tail.clear()
-                    try:
-                        self._region(event, 0, out)
-                    except Error:
-                        self._backlog += data[end:]
-                        raise
-                    if end < len(data) and not self.done:
-                        self._region(data, end, out)
+                self._region(data, b"", out)
+            elif self._completes_tail(data):
+                head = bytes(self._tail)
+                self._tail.clear()
+                self._region(data, head, out)
         except EventTooLargeError as exc:
             self._failed = exc
             exc.chunks = out + exc.chunks
@@ -327,19 +319,16 @@ class ChunkDecoder(DecoderCore, Generic[T]):
             self._shortcut_limit = -1 if busy or self._failed else self.max_event_size + 2
         return out
 
-    def _tail_end(self, data: bytes) -> int:
-        """Where in ``data`` the unfinished event ends (just past its blank line), or -1.
+    def _completes_tail(self, data: bytes) -> bool:
+        """Whether ``data`` ends the unfinished event (holds its blank line).
 
-        While it does not end, ``data`` is added to it: appended to one buffer
+        While it does not, ``data`` is added to it: appended to one buffer
         (amortised linear) and checked against ``max_event_size``.
         """
-        if self._tail[-1:] == b"\n" == data[:1]:
-            return 1
-        end = data.find(b"\n\n")
-        if end >= 0:
-            return end + 2
+        if self._tail[-1:] == b"\n" == data[:1] or data.find(b"\n\n") >= 0:
+            return True
         self._keep(data)
-        return -1
+        return False
 
     def _keep(self, data: bytes) -> None:
         """Add ``data`` to the unfinished event, within ``max_event_size``.
@@ -359,19 +348,20 @@ class ChunkDecoder(DecoderCore, Generic[T]):
                 self.max_event_size, size, event_index=self._events, offset=self._consumed
             )
 
-    def _region(self, buf: bytes, start: int, out: list[T]) -> None:
-        """Decode ``buf[start:]``, which starts at an event boundary and holds no CR.
+    def _region(self, buf: bytes, head: bytes, out: list[T]) -> None:
+        """Decode ``head + buf``: it starts at an event boundary and holds no CR.
 
+        ``head`` is the unfinished event of earlier reads, which ``buf`` ends.
         A run of data-only events is framed by ``split_events`` and decoded with
         one ``map()``; anything else goes to the spec parser. What follows the
         last complete event waits in the tail.
         """
-        split = split_events(buf, start)
+        split = split_events(buf, 0, head)
         if split is None or (
-            len(buf) - start > self.max_event_size
+            len(head) + len(buf) > self.max_event_size
             and max(map(len, split[0]), default=0) + 5 > self.max_event_size
         ):
-            self._general(buf[start:] if start else buf, out)
+            self._general(head + buf if head else buf, out)
             return
         payloads, stop = split
         done = payloads.pop() if payloads and payloads[-1].strip() == _DONE else None
@@ -381,7 +371,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
             chunks = None
         else:
             if any(map(self._error_of, chunks)) or (  # type: ignore[arg-type]
-                not self._has_error_field and buf.find(ERROR_KEY, start, stop) >= 0
+                not self._has_error_field
+                and (buf.find(ERROR_KEY, 0, stop) >= 0 or head.find(ERROR_KEY) >= 0)
             ):
                 chunks = None
         if chunks is None:
@@ -393,7 +384,7 @@ class ChunkDecoder(DecoderCore, Generic[T]):
                 self._events += 1
         else:
             out += chunks
-            self._consumed += stop - start
+            self._consumed += len(head) + stop
             self._events += len(payloads) + (done is not None)
         if done is not None:
             self.done = True
