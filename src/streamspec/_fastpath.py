@@ -16,7 +16,10 @@ the pure-Python code below otherwise (or when ``STREAMSPEC_PURE_PYTHON=1``):
 
 * ``DecoderCore``: the base class of ``ChunkDecoder``; its ``feed()`` decodes a
   read holding exactly one such event (a live socket's typical read) and
-  otherwise calls ``self._feed()``.
+  otherwise calls ``self._feed()``. The compiled one also handles, in fast
+  mode, any read without CR whose events are all data-only, including the
+  unfinished event it completes; whenever it cannot, it hands the read to
+  ``self._feed()`` with nothing changed.
 * ``split_events(data, start, head=b"")``: cuts ``head + data[start:]`` into
   the payloads of consecutive such events, returning ``(payloads, stop)``
   where ``stop`` is where in ``data`` the last complete event ends, or
@@ -51,13 +54,15 @@ class PyDecoderCore:
     _decode: Callable[[Any], Any]
     _error_of: Callable[[Any], Any]
     _shortcut_limit: int
+    _tail: bytearray
+    max_event_size: int
     _consumed: int
     _events: int
     _has_error_field: bool
 
     def feed(self, data: bytes) -> list[Any]:
         """Decode the next bytes of the stream; return the chunks they complete."""
-        if len(data) <= self._shortcut_limit:
+        if len(data) <= self._shortcut_limit and not self._tail:
             # One complete data-only event, "data:<payload>\n\n": each test is
             # one C call (partition and "in" with an int run memchr).
             line, _, rest = data.partition(b"\n")

@@ -10,9 +10,10 @@
  * the Python general path, which runs the WHATWG algorithm. The payload keeps
  * the optional space after "data:"; msgspec skips it as JSON whitespace.
  *
- * - DecoderCore: the base class of ChunkDecoder. Its feed() decodes a read
- *   holding exactly one such event without entering the interpreter, and
- *   otherwise calls the subclass's _feed().
+ * - DecoderCore: the base class of ChunkDecoder. In fast mode its feed()
+ *   decodes any read without CR whose events are all data-only (and the
+ *   unfinished event they complete) without entering the interpreter, and
+ *   otherwise calls the subclass's _feed() with nothing changed.
  * - split_events(data, start, head): cuts a buffer into payloads at C speed.
  */
 #define PY_SSIZE_T_CLEAN
@@ -43,154 +44,6 @@ contains(const char *haystack, Py_ssize_t n, const char *needle, Py_ssize_t m)
     return 0;
 }
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *decode;          /* msgspec Decoder.decode, bound */
-    PyObject *error_of;        /* chunk -> truthy when it carries an error */
-    Py_ssize_t shortcut_limit; /* feed() shortcut for reads up to this size; -1: off */
-    long long consumed;        /* stream offset where the unfinished event starts */
-    long long events;          /* data events seen */
-    char has_error_field;      /* the chunk type declares `error` */
-} CoreObject;
-
-static int
-Core_traverse(CoreObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->decode);
-    Py_VISIT(self->error_of);
-    return 0;
-}
-
-static int
-Core_clear(CoreObject *self)
-{
-    Py_CLEAR(self->decode);
-    Py_CLEAR(self->error_of);
-    return 0;
-}
-
-static void
-Core_dealloc(CoreObject *self)
-{
-    PyObject_GC_UnTrack(self);
-    Core_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *
-Core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
-{
-    CoreObject *self = (CoreObject *)type->tp_alloc(type, 0);
-    if (self != NULL) {
-        self->shortcut_limit = -1;
-    }
-    return (PyObject *)self;
-}
-
-/* The read is one complete data-only event: decode it here. Returns a new
- * reference to the chunk, NULL with no exception set when the read is not for
- * this path, or NULL with an exception set on a real failure. */
-static PyObject *
-decode_single(CoreObject *self, PyObject *data)
-{
-    Py_ssize_t n = PyBytes_GET_SIZE(data);
-    const char *s = PyBytes_AS_STRING(data);
-    if (n < 7 || s[n - 1] != '\n' || s[n - 2] != '\n' || memcmp(s, "data:", 5) != 0) {
-        return NULL;
-    }
-    const char *payload = s + 5;
-    Py_ssize_t size = n - 7;
-    if (memchr(payload, '\n', (size_t)size) != NULL || memchr(s, '\r', (size_t)n) != NULL) {
-        return NULL;
-    }
-    if (!self->has_error_field && contains(payload, size, "\"error\"", 7)) {
-        return NULL;
-    }
-    if (self->decode == NULL) {
-        return NULL;
-    }
-    PyObject *bytes = PyBytes_FromStringAndSize(payload, size);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    PyObject *chunk = PyObject_CallOneArg(self->decode, bytes);
-    Py_DECREF(bytes);
-    if (chunk == NULL) {
-        if (PyErr_ExceptionMatches(DecodeError) ||
-            PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-            PyErr_Clear(); /* [DONE], an error payload or bad data: Python decides */
-        }
-        return NULL;
-    }
-    if (self->has_error_field) {
-        PyObject *error = PyObject_GetAttr(chunk, str_error);
-        if (error == NULL) {
-            Py_DECREF(chunk);
-            return NULL;
-        }
-        int truth = PyObject_IsTrue(error);
-        Py_DECREF(error);
-        if (truth != 0) {
-            Py_DECREF(chunk);
-            return NULL; /* an error chunk (or a failed truth test): Python decides */
-        }
-    }
-    return chunk;
-}
-
-static PyObject *
-Core_feed(CoreObject *self, PyObject *data)
-{
-    if (PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) <= self->shortcut_limit) {
-        PyObject *chunk = decode_single(self, data);
-        if (chunk != NULL) {
-            PyObject *out = PyList_New(1);
-            if (out == NULL) {
-                Py_DECREF(chunk);
-                return NULL;
-            }
-            PyList_SET_ITEM(out, 0, chunk);
-            self->consumed += PyBytes_GET_SIZE(data);
-            self->events += 1;
-            return out;
-        }
-        if (PyErr_Occurred()) {
-            return NULL;
-        }
-    }
-    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
-}
-
-static PyMethodDef Core_methods[] = {
-    {"feed", (PyCFunction)Core_feed, METH_O,
-     "feed(data) -> list: decode the next bytes of the stream."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyMemberDef Core_members[] = {
-    {"_decode", T_OBJECT, offsetof(CoreObject, decode), 0, NULL},
-    {"_error_of", T_OBJECT, offsetof(CoreObject, error_of), 0, NULL},
-    {"_shortcut_limit", T_PYSSIZET, offsetof(CoreObject, shortcut_limit), 0, NULL},
-    {"_consumed", T_LONGLONG, offsetof(CoreObject, consumed), 0, NULL},
-    {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
-    {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-static PyTypeObject CoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "streamspec._speedups.DecoderCore",
-    .tp_basicsize = sizeof(CoreObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "State and feed() shortcut of ChunkDecoder.",
-    .tp_new = Core_new,
-    .tp_dealloc = (destructor)Core_dealloc,
-    .tp_traverse = (traverseproc)Core_traverse,
-    .tp_clear = (inquiry)Core_clear,
-    .tp_methods = Core_methods,
-    .tp_members = Core_members,
-};
-
 /* Appends to `payloads` the payloads of the consecutive data-only events of
  * s[pos:n]; sets *stop to where the complete events end. Returns 1, 0 when a
  * line is anything else, -1 on a Python error. */
@@ -220,6 +73,333 @@ scan(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *payloads, Py_ssize_t
     *stop = pos;
     return 1;
 }
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *decode;          /* msgspec Decoder.decode, bound */
+    PyObject *error_of;        /* chunk -> truthy when it carries an error */
+    PyObject *tail;            /* bytearray: the unfinished event (fast mode) */
+    Py_ssize_t shortcut_limit; /* >= 0: fast mode on, and the largest one-event read; -1: off */
+    Py_ssize_t max_event_size;
+    long long consumed;        /* stream offset where the unfinished event starts */
+    long long events;          /* data events seen */
+    char has_error_field;      /* the chunk type declares `error` */
+} CoreObject;
+
+static int
+Core_traverse(CoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->decode);
+    Py_VISIT(self->error_of);
+    Py_VISIT(self->tail);
+    return 0;
+}
+
+static int
+Core_clear(CoreObject *self)
+{
+    Py_CLEAR(self->decode);
+    Py_CLEAR(self->error_of);
+    Py_CLEAR(self->tail);
+    return 0;
+}
+
+static void
+Core_dealloc(CoreObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    CoreObject *self = (CoreObject *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->shortcut_limit = -1;
+    }
+    return (PyObject *)self;
+}
+
+/* Decodes one payload; returns a new reference to the chunk, or NULL with no
+ * exception set when the general path must decide (a payload that fails to
+ * decode, or a chunk that carries an error), or NULL with an exception set. */
+static PyObject *
+decode_payload(CoreObject *self, PyObject *payload)
+{
+    PyObject *chunk = PyObject_CallOneArg(self->decode, payload);
+    if (chunk == NULL) {
+        if (PyErr_ExceptionMatches(DecodeError) ||
+            PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear(); /* [DONE], an error payload or bad data */
+        }
+        return NULL;
+    }
+    if (self->has_error_field) {
+        PyObject *error = PyObject_GetAttr(chunk, str_error);
+        if (error == NULL) {
+            Py_DECREF(chunk);
+            return NULL;
+        }
+        int truth = PyObject_IsTrue(error);
+        Py_DECREF(error);
+        if (truth != 0) {
+            Py_DECREF(chunk);
+            return NULL; /* an error chunk (or a failed truth test) */
+        }
+    }
+    return chunk;
+}
+
+/* The read is one complete data-only event and nothing is pending. */
+static PyObject *
+decode_single(CoreObject *self, const char *s, Py_ssize_t n)
+{
+    if (n < 7 || s[n - 1] != '\n' || s[n - 2] != '\n' || memcmp(s, "data:", 5) != 0) {
+        return NULL;
+    }
+    const char *payload = s + 5;
+    Py_ssize_t size = n - 7;
+    if (memchr(payload, '\n', (size_t)size) != NULL) {
+        return NULL;
+    }
+    if (!self->has_error_field && contains(payload, size, "\"error\"", 7)) {
+        return NULL;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(payload, size);
+    if (bytes == NULL) {
+        return NULL;
+    }
+    PyObject *chunk = decode_payload(self, bytes);
+    Py_DECREF(bytes);
+    return chunk;
+}
+
+/* Whether s[0:n] holds a blank line ("\n\n"), or one straddles the join with
+ * a tail ending in "\n". Returns the offset just past it, or -1. */
+static Py_ssize_t
+blank_line_end(const char *s, Py_ssize_t n, int tail_ends_with_lf)
+{
+    if (tail_ends_with_lf && n > 0 && s[0] == '\n') {
+        return 1;
+    }
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        const char *newline = memchr(s + i, '\n', (size_t)(n - 1 - i));
+        if (newline == NULL) {
+            return -1;
+        }
+        i = newline - s;
+        if (s[i + 1] == '\n') {
+            return i + 2;
+        }
+    }
+    return -1;
+}
+
+/* Sets the tail to s[0:n] without its leading LFs (blank lines between events
+ * are no-ops); returns how many were dropped, or -1 on a Python error. */
+static Py_ssize_t
+set_tail(CoreObject *self, const char *s, Py_ssize_t n)
+{
+    Py_ssize_t skipped = 0;
+    while (skipped < n && s[skipped] == '\n') {
+        skipped++;
+    }
+    if (PyByteArray_Resize(self->tail, n - skipped) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(self->tail), s + skipped, (size_t)(n - skipped));
+    return skipped;
+}
+
+/* An event's size as the SSE parser counts it: a final line ending excluded. */
+static Py_ssize_t
+event_size(const char *s, Py_ssize_t n)
+{
+    return n > 0 && s[n - 1] == '\n' ? n - 1 : n;
+}
+
+/* Fast mode for any read without CR: the unfinished event grows, or the read
+ * completes it and brings whole data-only events, all decoded here. Nothing
+ * is changed unless everything succeeds; NULL with no exception set means
+ * "the general path decides", with the state as it was. */
+static PyObject *
+feed_events(CoreObject *self, const char *s, Py_ssize_t n)
+{
+    const char *t = PyByteArray_AS_STRING(self->tail);
+    Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
+    Py_ssize_t end = blank_line_end(s, n, tn > 0 && t[tn - 1] == '\n');
+    if (end < 0) { /* the unfinished event goes on */
+        if (tn == 0) {
+            Py_ssize_t skipped = 0;
+            while (skipped < n && s[skipped] == '\n') {
+                skipped++;
+            }
+            if (event_size(s + skipped, n - skipped) > self->max_event_size) {
+                return NULL;
+            }
+            if (set_tail(self, s, n) < 0) {
+                return NULL;
+            }
+            self->consumed += skipped;
+        }
+        else {
+            if (tn + event_size(s, n) > self->max_event_size) {
+                return NULL;
+            }
+            if (PyByteArray_Resize(self->tail, tn + n) < 0) {
+                return NULL;
+            }
+            memcpy(PyByteArray_AS_STRING(self->tail) + tn, s, (size_t)n);
+        }
+        return PyList_New(0);
+    }
+    PyObject *payloads = PyList_New(0);
+    if (payloads == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0, stop = 0;
+    int ok = 1;
+    if (tn > 0) { /* the unfinished event, completed by s[0:end] */
+        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
+        if (first == NULL) {
+            Py_DECREF(payloads);
+            return NULL;
+        }
+        memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
+        memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
+        Py_ssize_t first_stop = 0;
+        ok = scan(PyBytes_AS_STRING(first), tn + end, 0, payloads, &first_stop);
+        if (ok == 1 && (first_stop != tn + end ||
+                        (!self->has_error_field &&
+                         contains(PyBytes_AS_STRING(first), tn + end, "\"error\"", 7)))) {
+            ok = 0;
+        }
+        Py_DECREF(first);
+        pos = end;
+    }
+    if (ok == 1) {
+        ok = scan(s, n, pos, payloads, &stop);
+    }
+    if (ok == 1 && !self->has_error_field && contains(s + pos, stop - pos, "\"error\"", 7)) {
+        ok = 0;
+    }
+    Py_ssize_t count = ok == 1 ? PyList_GET_SIZE(payloads) : 0;
+    for (Py_ssize_t i = 0; ok == 1 && i < count; i++) {
+        PyObject *payload = PyList_GET_ITEM(payloads, i);
+        const char *p = PyBytes_AS_STRING(payload);
+        Py_ssize_t pn = PyBytes_GET_SIZE(payload);
+        Py_ssize_t j = 0;
+        while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+            j++;
+        }
+        if ((j < pn && p[j] == '[') || pn + 5 > self->max_event_size) {
+            ok = 0; /* [DONE] (or an array), or an oversized event: the general path */
+        }
+    }
+    /* What follows the complete events becomes the tail: check its size. */
+    Py_ssize_t skipped = 0;
+    while (ok == 1 && stop + skipped < n && s[stop + skipped] == '\n') {
+        skipped++;
+    }
+    if (ok == 1 && event_size(s + stop + skipped, n - stop - skipped) > self->max_event_size) {
+        ok = 0;
+    }
+    if (ok != 1) {
+        Py_DECREF(payloads);
+        return NULL; /* with an exception set only when ok < 0 */
+    }
+    PyObject *chunks = PyList_New(count);
+    if (chunks == NULL) {
+        Py_DECREF(payloads);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *chunk = decode_payload(self, PyList_GET_ITEM(payloads, i));
+        if (chunk == NULL) {
+            Py_DECREF(chunks);
+            Py_DECREF(payloads);
+            return NULL;
+        }
+        PyList_SET_ITEM(chunks, i, chunk);
+    }
+    Py_DECREF(payloads);
+    if (set_tail(self, s + stop, n - stop) < 0) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    self->consumed += tn + stop + skipped;
+    self->events += count;
+    return chunks;
+}
+
+static PyObject *
+Core_feed(CoreObject *self, PyObject *data)
+{
+    if (self->shortcut_limit >= 0 && PyBytes_CheckExact(data) && self->tail != NULL &&
+        PyByteArray_CheckExact(self->tail) && self->decode != NULL) {
+        const char *s = PyBytes_AS_STRING(data);
+        Py_ssize_t n = PyBytes_GET_SIZE(data);
+        if (memchr(s, '\r', (size_t)n) == NULL) {
+            PyObject *out = NULL;
+            if (PyByteArray_GET_SIZE(self->tail) == 0 && n <= self->shortcut_limit) {
+                PyObject *chunk = decode_single(self, s, n);
+                if (chunk != NULL) {
+                    out = PyList_New(1);
+                    if (out == NULL) {
+                        Py_DECREF(chunk);
+                        return NULL;
+                    }
+                    PyList_SET_ITEM(out, 0, chunk);
+                    self->consumed += n;
+                    self->events += 1;
+                    return out;
+                }
+                if (PyErr_Occurred()) {
+                    return NULL;
+                }
+            }
+            out = feed_events(self, s, n);
+            if (out != NULL || PyErr_Occurred()) {
+                return out;
+            }
+        }
+    }
+    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
+}
+
+static PyMethodDef Core_methods[] = {
+    {"feed", (PyCFunction)Core_feed, METH_O,
+     "feed(data) -> list: decode the next bytes of the stream."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Core_members[] = {
+    {"_decode", T_OBJECT, offsetof(CoreObject, decode), 0, NULL},
+    {"_error_of", T_OBJECT, offsetof(CoreObject, error_of), 0, NULL},
+    {"_tail", T_OBJECT, offsetof(CoreObject, tail), 0, NULL},
+    {"_shortcut_limit", T_PYSSIZET, offsetof(CoreObject, shortcut_limit), 0, NULL},
+    {"max_event_size", T_PYSSIZET, offsetof(CoreObject, max_event_size), 0, NULL},
+    {"_consumed", T_LONGLONG, offsetof(CoreObject, consumed), 0, NULL},
+    {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
+    {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamspec._speedups.DecoderCore",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "State and feed() shortcut of ChunkDecoder.",
+    .tp_new = Core_new,
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_traverse = (traverseproc)Core_traverse,
+    .tp_clear = (inquiry)Core_clear,
+    .tp_methods = Core_methods,
+    .tp_members = Core_members,
+};
 
 /* split_events(data, start, head=b"") -> (payloads, stop) or None
  *

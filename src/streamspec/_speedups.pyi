@@ -5,6 +5,8 @@ class DecoderCore:
     _decode: Callable[[Any], Any]
     _error_of: Callable[[Any], Any]
     _shortcut_limit: int
+    _tail: bytearray
+    max_event_size: int
     _consumed: int
     _events: int
     _has_error_field: bool

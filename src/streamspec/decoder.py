@@ -210,9 +210,10 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         self._events = 0  # data events seen
         self._failed: Error | None = None
         self._closed = False
-        # While nothing is buffered or queued, feed() may take its shortcut for
-        # reads up to this many bytes (an event's size, as the SSE parser counts
-        # it, is the read minus its two LFs); -1 disables the shortcut.
+        # While nothing is queued and the stream is in fast mode, feed() may take
+        # its shortcuts (see streamspec._fastpath); a read of one event may be up
+        # to this many bytes (an event's size, as the SSE parser counts it, is
+        # the read minus its two LFs). -1 disables the shortcuts.
         self._shortcut_limit = max_event_size + 2
 
     # -- public API ----------------------------------------------------------------------------
@@ -315,8 +316,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
             exc.chunks = out + exc.chunks
             raise
         finally:
-            busy = self._tail or self._slow or self._backlog or self._queued or self.done
-            self._shortcut_limit = -1 if busy or self._failed else self.max_event_size + 2
+            busy = self._slow or self._backlog or self._queued or self.done or self._failed
+            self._shortcut_limit = -1 if busy else self.max_event_size + 2
         return out
 
     def _completes_tail(self, data: bytes) -> bool:
