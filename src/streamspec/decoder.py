@@ -6,10 +6,12 @@ What OpenAI-compatible servers send is a run of data-only events::
     data: {"id":"chatcmpl-...",...,"choices":[],"usage":{...}}\\n\\n
     data: [DONE]\\n\\n
 
-The hot path (:mod:`streamspec._fastpath`) frames such runs at C speed: a read
-holding exactly one event is checked and decoded by ``feed()`` itself, a
-longer read is cut into payloads by ``split_events`` in one pass, and every
-payload goes through one reused :class:`msgspec.json.Decoder`. Anything else
+The hot path (:mod:`streamspec._fastpath`) frames such runs at C speed: with
+the compiled accelerator, ``feed()`` itself frames and decodes any CR-free read
+of data-only events (an event split across reads included); otherwise a read
+holding exactly one event is decoded by ``feed()`` and a longer one is cut
+into payloads by ``split_events`` in one pass. Every payload goes through one
+reused :class:`msgspec.json.Decoder`. Anything else
 (comments, ``event:``/``id:`` fields, multi-line data, CR line endings, a BOM,
 a payload that fails to decode or reports an error) is handed, from the last
 clean event boundary on, to this module's general path: the full WHATWG
