@@ -24,6 +24,7 @@
 static PyObject *DecodeError = NULL;  /* msgspec.DecodeError */
 static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
+static PyObject *str_continue = NULL; /* "_continue" */
 
 /* memmem is a GNU extension: a small portable search for the '"error"' probe. */
 static int
@@ -220,6 +221,85 @@ event_size(const char *s, Py_ssize_t n)
     return n > 0 && s[n - 1] == '\n' ? n - 1 : n;
 }
 
+/* Decodes the consecutive data-only events of s[pos:n], appending the chunks
+ * to `chunks` as it goes (each payload is decoded while it is still in cache)
+ * and setting *stop to where the decoded events end. Returns 1 when it reached
+ * the events still arriving, 0 when it stopped before an event the general
+ * path must handle (another kind of line, [DONE], an oversized event, a
+ * payload that fails to decode or carries an error), -1 on a Python error. */
+static int
+decode_events(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos,
+              PyObject *chunks, Py_ssize_t *stop)
+{
+    while (pos < n) {
+        const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+        if (newline == NULL) {
+            break; /* a line still arriving */
+        }
+        Py_ssize_t end = newline - s;
+        if (end + 1 >= n) {
+            break; /* a complete line, its blank line still arriving */
+        }
+        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0 ||
+            end - pos > self->max_event_size) {
+            *stop = pos;
+            return 0; /* not a data-only event, or an oversized one */
+        }
+        const char *p = s + pos + 5;
+        Py_ssize_t pn = end - pos - 5;
+        Py_ssize_t j = 0;
+        while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+            j++;
+        }
+        if (j < pn && p[j] == '[') {
+            *stop = pos;
+            return 0; /* [DONE] (or an array) */
+        }
+        PyObject *payload = PyBytes_FromStringAndSize(p, pn);
+        if (payload == NULL) {
+            return -1;
+        }
+        PyObject *chunk = decode_payload(self, payload);
+        Py_DECREF(payload);
+        if (chunk == NULL) {
+            *stop = pos;
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (PyList_Append(chunks, chunk) < 0) {
+            Py_DECREF(chunk);
+            return -1;
+        }
+        Py_DECREF(chunk);
+        pos = end + 2;
+    }
+    *stop = pos;
+    return 1;
+}
+
+/* Commits the events decoded so far (`used` bytes of the stream, counted from
+ * the unfinished event's start) and hands the rest of the read, which starts
+ * at a clean event boundary, to the general path: self._continue(rest, chunks).
+ * Steals the reference to `chunks`. */
+static PyObject *
+hand_over(CoreObject *self, const char *rest, Py_ssize_t n, Py_ssize_t used, PyObject *chunks)
+{
+    if (PyByteArray_Resize(self->tail, 0) < 0) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    self->consumed += used;
+    self->events += PyList_GET_SIZE(chunks);
+    PyObject *bytes = PyBytes_FromStringAndSize(rest, n);
+    if (bytes == NULL) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    PyObject *out = PyObject_CallMethodObjArgs((PyObject *)self, str_continue, bytes, chunks, NULL);
+    Py_DECREF(bytes);
+    Py_DECREF(chunks);
+    return out;
+}
+
 /* Fast mode for any read without CR: the unfinished event grows, or the read
  * completes it and brings whole data-only events, all decoded here. Nothing
  * is changed unless everything succeeds; NULL with no exception set means
@@ -255,8 +335,12 @@ feed_events(CoreObject *self, const char *s, Py_ssize_t n)
         }
         return PyList_New(0);
     }
-    PyObject *payloads = PyList_New(0);
-    if (payloads == NULL) {
+    if (!self->has_error_field &&
+        (contains(s, n, "\"error\"", 7) || (tn > 0 && contains(t, tn, "\"error\"", 7)))) {
+        return NULL; /* the type cannot show an error member: the general path looks */
+    }
+    PyObject *chunks = PyList_New(0);
+    if (chunks == NULL) {
         return NULL;
     }
     Py_ssize_t pos = 0, stop = 0;
@@ -264,73 +348,45 @@ feed_events(CoreObject *self, const char *s, Py_ssize_t n)
     if (tn > 0) { /* the unfinished event, completed by s[0:end] */
         PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
         if (first == NULL) {
-            Py_DECREF(payloads);
+            Py_DECREF(chunks);
             return NULL;
         }
         memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
         memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
         Py_ssize_t first_stop = 0;
-        ok = scan(PyBytes_AS_STRING(first), tn + end, 0, payloads, &first_stop);
-        if (ok == 1 && (first_stop != tn + end ||
-                        (!self->has_error_field &&
-                         contains(PyBytes_AS_STRING(first), tn + end, "\"error\"", 7)))) {
+        ok = decode_events(self, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
+        if (ok == 1 && first_stop != tn + end) {
             ok = 0;
         }
         Py_DECREF(first);
         pos = end;
     }
-    if (ok == 1) {
-        ok = scan(s, n, pos, payloads, &stop);
+    if (ok != 1) {
+        Py_DECREF(chunks);
+        return NULL; /* the completed event is not for this path: the general one decides */
     }
-    if (ok == 1 && !self->has_error_field && contains(s + pos, stop - pos, "\"error\"", 7)) {
-        ok = 0;
+    ok = decode_events(self, s, n, pos, chunks, &stop);
+    if (ok < 0) {
+        Py_DECREF(chunks);
+        return NULL;
     }
-    Py_ssize_t count = ok == 1 ? PyList_GET_SIZE(payloads) : 0;
-    for (Py_ssize_t i = 0; ok == 1 && i < count; i++) {
-        PyObject *payload = PyList_GET_ITEM(payloads, i);
-        const char *p = PyBytes_AS_STRING(payload);
-        Py_ssize_t pn = PyBytes_GET_SIZE(payload);
-        Py_ssize_t j = 0;
-        while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
-            j++;
-        }
-        if ((j < pn && p[j] == '[') || pn + 5 > self->max_event_size) {
-            ok = 0; /* [DONE] (or an array), or an oversized event: the general path */
-        }
+    if (ok == 0) {
+        return hand_over(self, s + stop, n - stop, tn + stop, chunks);
     }
     /* What follows the complete events becomes the tail: check its size. */
     Py_ssize_t skipped = 0;
-    while (ok == 1 && stop + skipped < n && s[stop + skipped] == '\n') {
+    while (stop + skipped < n && s[stop + skipped] == '\n') {
         skipped++;
     }
-    if (ok == 1 && event_size(s + stop + skipped, n - stop - skipped) > self->max_event_size) {
-        ok = 0;
+    if (event_size(s + stop + skipped, n - stop - skipped) > self->max_event_size) {
+        return hand_over(self, s + stop, n - stop, tn + stop, chunks); /* it raises */
     }
-    if (ok != 1) {
-        Py_DECREF(payloads);
-        return NULL; /* with an exception set only when ok < 0 */
-    }
-    PyObject *chunks = PyList_New(count);
-    if (chunks == NULL) {
-        Py_DECREF(payloads);
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *chunk = decode_payload(self, PyList_GET_ITEM(payloads, i));
-        if (chunk == NULL) {
-            Py_DECREF(chunks);
-            Py_DECREF(payloads);
-            return NULL;
-        }
-        PyList_SET_ITEM(chunks, i, chunk);
-    }
-    Py_DECREF(payloads);
     if (set_tail(self, s + stop, n - stop) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
     self->consumed += tn + stop + skipped;
-    self->events += count;
+    self->events += PyList_GET_SIZE(chunks);
     return chunks;
 }
 
@@ -519,7 +575,8 @@ PyInit__speedups(void)
     }
     str_error = PyUnicode_InternFromString("error");
     str_feed = PyUnicode_InternFromString("_feed");
-    if (str_error == NULL || str_feed == NULL) {
+    str_continue = PyUnicode_InternFromString("_continue");
+    if (str_error == NULL || str_feed == NULL || str_continue == NULL) {
         return NULL;
     }
     if (PyType_Ready(&CoreType) < 0) {

@@ -322,6 +322,18 @@ class ChunkDecoder(DecoderCore, Generic[T]):
             self._shortcut_limit = -1 if busy else self.max_event_size + 2
         return out
 
+    def _continue(self, data: bytes, chunks: list[T]) -> list[T]:
+        """Finish a read the compiled fast path began: it decoded ``chunks``, then
+        stopped at an event boundary before ``data`` (``[DONE]``, another kind of
+        event, a payload for the careful path)."""
+        try:
+            more = self._feed(data)
+        except Error as exc:
+            exc.chunks = chunks + exc.chunks
+            raise
+        chunks += more
+        return chunks
+
     def _completes_tail(self, data: bytes) -> bool:
         """Whether ``data`` ends the unfinished event (holds its blank line).
 
