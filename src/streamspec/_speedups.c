@@ -22,6 +22,7 @@
 #include <string.h>
 
 static PyObject *DecodeError = NULL;  /* msgspec.DecodeError */
+static PyObject *Unset = NULL;        /* msgspec.UNSET */
 static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
 static PyObject *str_continue = NULL; /* "_continue" */
@@ -85,6 +86,8 @@ typedef struct {
     long long consumed;        /* stream offset where the unfinished event starts */
     long long events;          /* data events seen */
     char has_error_field;      /* the chunk type declares `error` */
+    PyObject *error_owner;     /* the chunk type whose `error` slot offset is cached */
+    Py_ssize_t error_offset;   /* that offset, read directly instead of getattr */
 } CoreObject;
 
 static int
@@ -93,6 +96,7 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->decode);
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
+    Py_VISIT(self->error_owner);
     return 0;
 }
 
@@ -102,6 +106,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->decode);
     Py_CLEAR(self->error_of);
     Py_CLEAR(self->tail);
+    Py_CLEAR(self->error_owner);
     return 0;
 }
 
@@ -119,8 +124,52 @@ Core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     CoreObject *self = (CoreObject *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->shortcut_limit = -1;
+        self->error_offset = -1;
     }
     return (PyObject *)self;
+}
+
+/* Whether the chunk's `error` field is set (truthy): 1, 0, or -1 on error.
+ * msgspec stores Struct fields in slots behind member descriptors; the slot's
+ * offset is looked up once per chunk type and read directly after that. */
+static int
+carries_error(CoreObject *self, PyObject *chunk)
+{
+    PyObject *type = (PyObject *)Py_TYPE(chunk);
+    if (type != self->error_owner) {
+        Py_CLEAR(self->error_owner);
+        self->error_offset = -1;
+        PyObject *descr = PyObject_GetAttr(type, str_error);
+        if (descr == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+                PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+                if (member->type == T_OBJECT_EX || member->type == T_OBJECT) {
+                    self->error_offset = member->offset;
+                }
+            }
+            Py_DECREF(descr);
+        }
+        Py_INCREF(type);
+        self->error_owner = type;
+    }
+    PyObject *value;
+    if (self->error_offset >= 0) {
+        value = *(PyObject **)((char *)chunk + self->error_offset);
+        if (value == NULL || value == Py_None || value == Unset) {
+            return 0;
+        }
+        return PyObject_IsTrue(value);
+    }
+    value = PyObject_GetAttr(chunk, str_error);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
 }
 
 /* Decodes one payload; returns a new reference to the chunk, or NULL with no
@@ -138,13 +187,7 @@ decode_payload(CoreObject *self, PyObject *payload)
         return NULL;
     }
     if (self->has_error_field) {
-        PyObject *error = PyObject_GetAttr(chunk, str_error);
-        if (error == NULL) {
-            Py_DECREF(chunk);
-            return NULL;
-        }
-        int truth = PyObject_IsTrue(error);
-        Py_DECREF(error);
+        int truth = carries_error(self, chunk);
         if (truth != 0) {
             Py_DECREF(chunk);
             return NULL; /* an error chunk (or a failed truth test) */
@@ -569,8 +612,9 @@ PyInit__speedups(void)
         return NULL;
     }
     DecodeError = PyObject_GetAttrString(msgspec, "DecodeError");
+    Unset = PyObject_GetAttrString(msgspec, "UNSET");
     Py_DECREF(msgspec);
-    if (DecodeError == NULL) {
+    if (DecodeError == NULL || Unset == NULL) {
         return NULL;
     }
     str_error = PyUnicode_InternFromString("error");
