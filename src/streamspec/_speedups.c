@@ -46,36 +46,6 @@ contains(const char *haystack, Py_ssize_t n, const char *needle, Py_ssize_t m)
     return 0;
 }
 
-/* Appends to `payloads` the payloads of the consecutive data-only events of
- * s[pos:n]; sets *stop to where the complete events end. Returns 1, 0 when a
- * line is anything else, -1 on a Python error. */
-static int
-scan(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *payloads, Py_ssize_t *stop)
-{
-    while (pos < n) {
-        const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
-        if (newline == NULL) {
-            break; /* a line still arriving */
-        }
-        Py_ssize_t end = newline - s;
-        if (end + 1 >= n) {
-            break; /* a complete line, its blank line still arriving */
-        }
-        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
-            return 0; /* not a data-only event */
-        }
-        PyObject *payload = PyBytes_FromStringAndSize(s + pos + 5, end - pos - 5);
-        if (payload == NULL || PyList_Append(payloads, payload) < 0) {
-            Py_XDECREF(payload);
-            return -1;
-        }
-        Py_DECREF(payload);
-        pos = end + 2;
-    }
-    *stop = pos;
-    return 1;
-}
-
 typedef struct {
     PyObject_HEAD
     PyObject *decode;          /* msgspec Decoder.decode, bound */
@@ -264,16 +234,18 @@ event_size(const char *s, Py_ssize_t n)
     return n > 0 && s[n - 1] == '\n' ? n - 1 : n;
 }
 
-/* Decodes the consecutive data-only events of s[pos:n], appending the chunks
- * to `chunks` as it goes (each payload is decoded while it is still in cache)
- * and setting *stop to where the decoded events end. Returns 1 when it reached
- * the events still arriving, 0 when it stopped before an event the general
- * path must handle (another kind of line, [DONE], an oversized event, a
- * payload that fails to decode or carries an error), -1 on a Python error. */
+/* Frames the consecutive data-only events of s[pos:n] and sets *stop to where
+ * the framed events end. With self NULL it appends each payload to `out`;
+ * otherwise it decodes each payload while it is still in cache and appends the
+ * chunk, stopping before [DONE], an oversized event, or a payload that fails
+ * to decode or carries an error. Returns 1 when it reached the events still
+ * arriving, 0 when it stopped before an event the general path must handle
+ * (also any line that is not a data-only event's), -1 on a Python error. */
 static int
-decode_events(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos,
-              PyObject *chunks, Py_ssize_t *stop)
+frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out,
+      Py_ssize_t *stop)
 {
+    *stop = pos;
     while (pos < n) {
         const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
         if (newline == NULL) {
@@ -283,39 +255,39 @@ decode_events(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos,
         if (end + 1 >= n) {
             break; /* a complete line, its blank line still arriving */
         }
-        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0 ||
-            end - pos > self->max_event_size) {
-            *stop = pos;
-            return 0; /* not a data-only event, or an oversized one */
+        if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
+            return 0; /* not a data-only event */
         }
         const char *p = s + pos + 5;
         Py_ssize_t pn = end - pos - 5;
-        Py_ssize_t j = 0;
-        while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
-            j++;
-        }
-        if (j < pn && p[j] == '[') {
-            *stop = pos;
-            return 0; /* [DONE] (or an array) */
-        }
-        PyObject *payload = PyBytes_FromStringAndSize(p, pn);
-        if (payload == NULL) {
+        PyObject *item = PyBytes_FromStringAndSize(p, pn);
+        if (item == NULL) {
             return -1;
         }
-        PyObject *chunk = decode_payload(self, payload);
-        Py_DECREF(payload);
-        if (chunk == NULL) {
-            *stop = pos;
-            return PyErr_Occurred() ? -1 : 0;
+        if (self != NULL) {
+            Py_ssize_t j = 0;
+            while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+                j++;
+            }
+            if (end - pos > self->max_event_size || (j < pn && p[j] == '[')) {
+                Py_DECREF(item);
+                return 0; /* an oversized event, or [DONE] (or an array) */
+            }
+            PyObject *chunk = decode_payload(self, item);
+            Py_DECREF(item);
+            if (chunk == NULL) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            item = chunk;
         }
-        if (PyList_Append(chunks, chunk) < 0) {
-            Py_DECREF(chunk);
+        if (PyList_Append(out, item) < 0) {
+            Py_DECREF(item);
             return -1;
         }
-        Py_DECREF(chunk);
+        Py_DECREF(item);
         pos = end + 2;
+        *stop = pos;
     }
-    *stop = pos;
     return 1;
 }
 
@@ -397,7 +369,7 @@ feed_events(CoreObject *self, const char *s, Py_ssize_t n)
         memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
         memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
         Py_ssize_t first_stop = 0;
-        ok = decode_events(self, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
+        ok = frame(self, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
         if (ok == 1 && first_stop != tn + end) {
             ok = 0;
         }
@@ -408,7 +380,7 @@ feed_events(CoreObject *self, const char *s, Py_ssize_t n)
         Py_DECREF(chunks);
         return NULL; /* the completed event is not for this path: the general one decides */
     }
-    ok = decode_events(self, s, n, pos, chunks, &stop);
+    ok = frame(self, s, n, pos, chunks, &stop);
     if (ok < 0) {
         Py_DECREF(chunks);
         return NULL;
@@ -568,8 +540,8 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             memcpy(PyBytes_AS_STRING(first), h, (size_t)hn);
             memcpy(PyBytes_AS_STRING(first) + hn, s + start, (size_t)(end - start));
             Py_ssize_t first_stop = 0;
-            found = scan(PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
-                         &first_stop);
+            found = frame(NULL, PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
+                          &first_stop);
             if (found == 1 && first_stop != PyBytes_GET_SIZE(first)) {
                 found = 0;
             }
@@ -578,7 +550,7 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (found == 1) {
-        found = scan(s, n, stop, payloads, &stop);
+        found = frame(NULL, s, n, stop, payloads, &stop);
     }
     if (found != 1) {
         Py_DECREF(payloads);
