@@ -38,11 +38,13 @@ class Chat(ChatCompletionUser):
 """
 
 
-def run_locust(tmp_path: Path, host: str) -> dict[tuple[str, str], dict[str, str]]:
+def locust(
+    tmp_path: Path, host: str, *, users: int, seconds: int
+) -> subprocess.CompletedProcess[bytes]:
+    """Run Locust headless on LOCUSTFILE in a subprocess; CSV files go to ``tmp_path/run_*``."""
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
-    prefix = tmp_path / "run"
-    result = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -51,15 +53,15 @@ def run_locust(tmp_path: Path, host: str) -> dict[tuple[str, str], dict[str, str
             str(locustfile),
             "--headless",
             "-u",
-            "2",
+            str(users),
             "-r",
-            "2",
+            str(users),
             "-t",
-            "4s",
+            f"{seconds}s",
             "--host",
             host,
             "--csv",
-            str(prefix),
+            str(tmp_path / "run"),
             "--only-summary",
             "--loglevel",
             "WARNING",
@@ -69,8 +71,12 @@ def run_locust(tmp_path: Path, host: str) -> dict[tuple[str, str], dict[str, str
         timeout=120,
         check=False,
     )
+
+
+def run_locust(tmp_path: Path, host: str) -> dict[tuple[str, str], dict[str, str]]:
+    result = locust(tmp_path, host, users=2, seconds=4)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
-    with open(f"{prefix}_stats.csv", newline="") as file:
+    with open(tmp_path / "run_stats.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     return {(row["Type"], row["Name"]): row for row in rows}
 
@@ -111,35 +117,7 @@ def test_locust_reports_ttft_itl_tps(tmp_path: Path) -> None:
 
 def test_http_errors_are_failures(tmp_path: Path) -> None:
     with MockUpstream({"other-model": load_fixture(FIXTURE)}) as upstream:
-        locustfile = tmp_path / "locustfile.py"
-        locustfile.write_text(LOCUSTFILE)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(locustfile),
-                "--headless",
-                "-u",
-                "1",
-                "-r",
-                "1",
-                "-t",
-                "2s",
-                "--host",
-                upstream.base_url,
-                "--csv",
-                str(tmp_path / "run"),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-            ],
-            capture_output=True,
-            cwd=tmp_path,
-            timeout=120,
-            check=False,
-        )
+        result = locust(tmp_path, upstream.base_url, users=1, seconds=2)
     assert result.returncode == 1  # locust's exit status when requests failed
     with open(tmp_path / "run_failures.csv", newline="") as file:
         failures = list(csv.DictReader(file))
