@@ -11,9 +11,12 @@
  * the optional space after "data:"; msgspec skips it as JSON whitespace.
  *
  * - DecoderCore: the base class of ChunkDecoder. In fast mode its feed()
- *   decodes any read without CR whose events are all data-only (and the
- *   unfinished event they complete) without entering the interpreter, and
- *   otherwise calls the subclass's _feed() with nothing changed.
+ *   decodes any read without CR whose events are data-only (and the
+ *   unfinished event they complete) without entering the interpreter. At the
+ *   first event it cannot take ([DONE], another kind of line, a payload for
+ *   the careful path) it keeps what it decoded and hands the rest of the read
+ *   to the subclass's _continue(); a read it cannot start goes, with nothing
+ *   changed, to _feed().
  * - split_events(data, start, head): cuts a buffer into payloads at C speed.
  */
 #define PY_SSIZE_T_CLEAN
@@ -51,7 +54,8 @@ typedef struct {
     PyObject *decode;          /* msgspec Decoder.decode, bound */
     PyObject *error_of;        /* chunk -> truthy when it carries an error */
     PyObject *tail;            /* bytearray: the unfinished event (fast mode) */
-    Py_ssize_t shortcut_limit; /* >= 0: fast mode on, and the largest one-event read; -1: off */
+    Py_ssize_t shortcut_limit; /* >= 0: fast mode on; -1: off (the Python twin also
+                                  * uses it as the largest one-event read) */
     Py_ssize_t max_event_size;
     long long consumed;        /* stream offset where the unfinished event starts */
     long long events;          /* data events seen */
@@ -163,30 +167,6 @@ decode_payload(CoreObject *self, PyObject *payload)
             return NULL; /* an error chunk (or a failed truth test) */
         }
     }
-    return chunk;
-}
-
-/* The read is one complete data-only event and nothing is pending. */
-static PyObject *
-decode_single(CoreObject *self, const char *s, Py_ssize_t n)
-{
-    if (n < 7 || s[n - 1] != '\n' || s[n - 2] != '\n' || memcmp(s, "data:", 5) != 0) {
-        return NULL;
-    }
-    const char *payload = s + 5;
-    Py_ssize_t size = n - 7;
-    if (memchr(payload, '\n', (size_t)size) != NULL) {
-        return NULL;
-    }
-    if (!self->has_error_field && contains(payload, size, "\"error\"", 7)) {
-        return NULL;
-    }
-    PyObject *bytes = PyBytes_FromStringAndSize(payload, size);
-    if (bytes == NULL) {
-        return NULL;
-    }
-    PyObject *chunk = decode_payload(self, bytes);
-    Py_DECREF(bytes);
     return chunk;
 }
 
@@ -413,25 +393,7 @@ Core_feed(CoreObject *self, PyObject *data)
         const char *s = PyBytes_AS_STRING(data);
         Py_ssize_t n = PyBytes_GET_SIZE(data);
         if (memchr(s, '\r', (size_t)n) == NULL) {
-            PyObject *out = NULL;
-            if (PyByteArray_GET_SIZE(self->tail) == 0 && n <= self->shortcut_limit) {
-                PyObject *chunk = decode_single(self, s, n);
-                if (chunk != NULL) {
-                    out = PyList_New(1);
-                    if (out == NULL) {
-                        Py_DECREF(chunk);
-                        return NULL;
-                    }
-                    PyList_SET_ITEM(out, 0, chunk);
-                    self->consumed += n;
-                    self->events += 1;
-                    return out;
-                }
-                if (PyErr_Occurred()) {
-                    return NULL;
-                }
-            }
-            out = feed_events(self, s, n);
+            PyObject *out = feed_events(self, s, n);
             if (out != NULL || PyErr_Occurred()) {
                 return out;
             }
