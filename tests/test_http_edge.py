@@ -450,3 +450,34 @@ def test_missing_client_names_the_extra() -> None:
         "streamspec.http with an httpx client needs streamspec_not_a_module, which is not"
         " installed: pip install 'streamspec[http]'"
     )
+
+
+def test_stalled_server_is_a_timeout() -> None:
+    # The server sends half the stream, then nothing until it stops: any read timeout fires.
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with MockUpstream({"m": load_fixture("openai_text")}, split="stall") as upstream:
+        url = upstream.base_url + "/chat/completions"
+        chunks: list[Any] = []
+        with (
+            httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as client,
+            connect_stream(client, "POST", url, json=body) as stream,
+            pytest.raises(TransportError) as caught,
+        ):
+            chunks.extend(stream)
+
+        async def via_aiohttp() -> TransportError:
+            timeout = aiohttp.ClientTimeout(total=10, sock_read=0.3)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                try:
+                    async with aconnect_stream(session, "POST", url, json=body) as astream:
+                        async for _ in astream:
+                            pass
+                except TransportError as exc:
+                    return exc
+            raise AssertionError("no timeout")
+
+        late = asyncio.run(via_aiohttp())
+    assert caught.value.kind == "timeout"
+    assert str(caught.value).startswith(f"timed out talking to {url}")
+    assert 0 < len(chunks) < MANIFEST["openai_text.sse"]["n_chunks"]
+    assert late.kind == "timeout"

@@ -752,7 +752,7 @@ async def _aconnect_aiohttp(
     import asyncio
 
     aiohttp = _aiohttp()
-    errors = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
+    errors = (aiohttp.ClientError, asyncio.TimeoutError)
 
     def failure(exc: Exception, url: str) -> TransportError:
         return _aiohttp_failure(aiohttp, exc, url)
