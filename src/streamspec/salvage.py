@@ -114,6 +114,15 @@ _LISTS = frozenset({list, tuple, set, frozenset, Sequence, MutableSequence})
 _MAPS = frozenset({dict, Mapping, MutableMapping})
 
 
+_decode_json = msgspec.json.Decoder().decode
+_encode_json = msgspec.json.Encoder().encode
+
+
+@lru_cache(maxsize=256)
+def _decoder(tp: Any) -> Callable[[bytes | str], Any]:
+    return msgspec.json.Decoder(tp).decode
+
+
 class _Misfit:
     """Why a value does not fit: where (absolute JSON path) and msgspec's reason."""
 
@@ -142,8 +151,13 @@ def _misfit(path: str, exc: msgspec.ValidationError) -> _Misfit:
 
 
 def _fits(value: Any, tp: Any) -> msgspec.ValidationError | None:
+    """msgspec's error if ``value`` (plain JSON data) does not decode as ``tp``, else None.
+
+    The value is encoded and decoded again, so "fits" means exactly what
+    decoding it from the wire would do (``Raw`` fields, string keys and all).
+    """
     try:
-        msgspec.convert(value, tp, str_keys=True)
+        _decoder(tp)(_encode_json(value))
     except msgspec.ValidationError as exc:
         return exc
     return None
@@ -292,10 +306,6 @@ class _Walk:
         return cleaned
 
 
-_decode_json = msgspec.json.Decoder().decode
-_encode_json = msgspec.json.Encoder().encode
-
-
 def _salvage(
     data: bytes | str, decode: Callable[[bytes | str], Any], tp: Any
 ) -> tuple[Any, list[tuple[str, str, SalvageAction, str]]] | None:
@@ -316,11 +326,6 @@ def _salvage(
     except msgspec.DecodeError:  # convert() and the JSON decoder disagree: keep the error
         return None
     return value, notes
-
-
-@lru_cache(maxsize=64)
-def _decoder(tp: Any) -> Callable[[bytes | str], Any]:
-    return msgspec.json.Decoder(tp).decode
 
 
 @overload
