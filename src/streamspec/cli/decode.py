@@ -17,10 +17,11 @@ from ..decoder import ChunkDecoder
 from ..errors import Error
 from ..iterate import iterate
 from ..metrics import StreamMeter, StreamMetrics
+from ..salvage import SalvageLog
 from ..sse import SSEParser
 from ..types.common import CompletionUsage
 from ..types.completions import CreateCompletionResponse
-from ..types.stream import CreateChatCompletionStreamResponse
+from ..types.stream import CreateChatCompletionStreamResponse, content_text
 from ._common import Failure, Output, Progress, fail, file_reads, is_url, one_line, read_all
 
 __all__ = ["add_parser", "run"]
@@ -205,17 +206,22 @@ class _HttpSource:
 
 
 def _text_of(chunk: CreateChatCompletionStreamResponse) -> str:
-    """The content that ``chunk`` adds to choice 0 (text blocks of a block list included)."""
-    parts: list[str] = []
-    for choice in chunk.choices:
-        if choice.index != 0:
-            continue
-        content = choice.delta.content
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts += [b.text for b in content if b.type == "text" and isinstance(b.text, str)]
-    return "".join(parts)
+    """The content that ``chunk`` adds to choice 0 (thinking blocks are reasoning, not text)."""
+    return "".join([content_text(c.delta) for c in chunk.choices if c.index == 0])
+
+
+def _salvage_lines(log: SalvageLog, shown: int = 3) -> list[str]:
+    """Lines for stderr when some chunk was salvaged: how much, and the first notes."""
+    if not log.events:
+        return []
+    lines = [
+        f"-- salvaged {log.events} chunk{'s' * (log.events != 1)}:"
+        f" {log.values} value{'s' * (log.values != 1)} did not fit the schema"
+    ]
+    lines += [f"--   {one_line(str(note))}" for note in log.notes[:shown]]
+    if log.values > shown:
+        lines.append(f"--   ... and {log.values - shown} more")
+    return lines
 
 
 def _legacy_text_of(chunk: CreateCompletionResponse) -> str:
@@ -228,41 +234,47 @@ def _ms(value: float | None) -> str:
 
 
 class _Said(msgspec.Struct, kw_only=True):
-    """What a stream said, for the first summary line."""
+    """What a stream said, for the first summary line (a usage count left out is None)."""
 
     finish_reason: str | None
     chunks: int
     text_chars: int
     reasoning_chars: int = 0
-    usage: CompletionUsage | None
+    usage: tuple[int | None, int | None, int | None] | None
     text_name: str = "content"
 
 
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _said_chat(metrics: StreamMetrics) -> _Said:
-    usage = None
-    if metrics.total_tokens is not None:
-        usage = CompletionUsage(
-            prompt_tokens=metrics.prompt_tokens or 0,
-            completion_tokens=metrics.completion_tokens or 0,
-            total_tokens=metrics.total_tokens,
-        )
+    counts = (metrics.prompt_tokens, metrics.completion_tokens, metrics.total_tokens)
     return _Said(
         finish_reason=metrics.finish_reason,
         chunks=metrics.chunks,
         text_chars=metrics.content_chars,
         reasoning_chars=metrics.reasoning_chars,
-        usage=usage,
+        usage=None if counts == (None, None, None) else counts,
     )
 
 
 def _said_legacy(accumulator: CompletionAccumulator) -> _Said:
     response = accumulator.result()
     finish = next((c.finish_reason for c in response.choices if c.index == 0), None)
+    usage = response.usage
+    counts = None
+    if isinstance(usage, CompletionUsage):
+        counts = (
+            _count(usage.prompt_tokens),
+            _count(usage.completion_tokens),
+            _count(usage.total_tokens),
+        )
     return _Said(
         finish_reason=finish if isinstance(finish, str) else None,
         chunks=accumulator.chunks,
         text_chars=sum(len(choice.text) for choice in response.choices),
-        usage=response.usage if isinstance(response.usage, CompletionUsage) else None,
+        usage=counts,
         text_name="text",
     )
 
@@ -273,12 +285,9 @@ def _said_line(said: _Said) -> str:
     parts.append(f"{said.text_chars} {said.text_name} chars")
     if said.reasoning_chars:
         parts.append(f"{said.reasoning_chars} reasoning chars")
-    usage = said.usage
-    if usage is not None:
-        parts.append(
-            f"usage {usage.prompt_tokens} prompt + {usage.completion_tokens} completion"
-            f" = {usage.total_tokens}"
-        )
+    if said.usage is not None:  # a count the server left out shows as "?"
+        prompt, completion, total = ("?" if n is None else n for n in said.usage)
+        parts.append(f"usage {prompt} prompt + {completion} completion = {total}")
     else:
         parts.append("no usage")
     return "-- " + " | ".join(parts)
@@ -335,7 +344,7 @@ def _detect_kind(reads: Iterator[bytes]) -> tuple[StreamKind, Iterator[bytes]]:
 def _legacy_meter() -> StreamMeter | None:
     """A meter for legacy chunks, where :class:`StreamMeter` can decode them."""
     try:
-        return StreamMeter(type=CreateCompletionResponse)  # type: ignore[call-arg,unused-ignore]
+        return StreamMeter(kind="completions")  # type: ignore[call-arg,unused-ignore]
     except TypeError:
         return None
 
@@ -422,6 +431,9 @@ def run(args: argparse.Namespace) -> int:
         print(_said_line(said), file=sys.stderr)
         if live and metrics is not None:
             print(_timing_line(metrics), file=sys.stderr)
+        decoder = meter.decoder if meter is not None else feeder
+        for line in _salvage_lines(decoder.salvaged):
+            print(line, file=sys.stderr)
     if failure is not None:
         raise failure
     return 0
