@@ -491,6 +491,10 @@ def test_report_encodes_to_json() -> None:
         "done",
         "problems",
         "notes",
+        "kind",
+        "problems_omitted",
+        "notes_omitted",
+        "status",
     }
 
 

@@ -10,7 +10,7 @@ from :class:`Error`.
 from __future__ import annotations
 
 from .accumulate import ChunkAccumulator, accumulate
-from .check import CheckReport, Note, Problem, ProblemKind, check_stream
+from .check import CheckReport, Note, Problem, ProblemKind, StreamChecker, check_stream
 from .decoder import ChunkDecoder, error_object
 from .encode import EventEncoder, encode_done, encode_error, encode_event
 from .errors import (
@@ -230,6 +230,7 @@ __all__ = [
     "ResponseFormatText",
     "Role",
     "SSEParser",
+    "StreamChecker",
     "ServerSentEvent",
     "ServiceTier",
     "ServiceTierResponse",

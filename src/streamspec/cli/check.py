@@ -1,4 +1,8 @@
-"""``streamspec check PATH [--strict]``: list what is malformed (or off-spec) in a stream."""
+"""``streamspec check PATH [--strict] [--kind chat|completions]``: what is malformed (or off-spec).
+
+The stream is read in blocks and checked as it is read, in memory bounded by
+the largest event, however long it is.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ._common import Output, read_all
+from ._common import Output, file_reads
 
 __all__ = ["add_parser", "run"]
 
@@ -30,6 +34,15 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="also report values and framing outside the OpenAI chat.completion.chunk spec",
     )
+    check.add_argument(
+        "--kind",
+        choices=("chat", "completions"),
+        default=None,
+        help=(
+            "the stream's kind: chat (chat.completion.chunk) or completions (legacy"
+            " text_completion); detected from the first chunk when omitted"
+        ),
+    )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=run)
 
@@ -37,8 +50,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..check import check_stream
 
-    data = read_all(args.path)
-    report = check_stream(data, strict=args.strict)
+    report = check_stream(file_reads(args.path), strict=args.strict, kind=args.kind)
     out = Output(sys.stdout)
     if args.json:
         out.write_bytes(msgspec.json.encode(report) + b"\n")
@@ -56,11 +68,15 @@ def run(args: argparse.Namespace) -> int:
             f"note: {note.path} (not in the spec) in {note.events}"
             f" event{'s' if note.events != 1 else ''}, first in event {note.first_event}"
         )
+    if report.problems_omitted:
+        lines.append(f"... and {report.problems_omitted} more problems, not listed")
+    if report.notes_omitted:
+        lines.append(f"... and {report.notes_omitted} more extension keys, not listed")
     mode = "strict" if args.strict else "decoding"
     count = len(report.problems)
     verdict = "ok" if report.ok else f"{count} problem{'s' if count != 1 else ''}"
     lines.append(
-        f"{verdict} ({mode} check): {report.events} events, {report.chunks} chunks,"
+        f"{verdict} ({mode} check): {report.events} events, {report.chunks} {report.kind} chunks,"
         f" {'[DONE]' if report.done else 'no [DONE]'}, {report.size} bytes"
     )
     out.write("\n".join(lines) + "\n")
