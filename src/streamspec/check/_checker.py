@@ -45,6 +45,11 @@ _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = b" \t\r\n"
 _SSE_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
+_TITLE = re.compile(rb"<title[^>]*>([^<]*)<", re.IGNORECASE)
+_LONG_LINE = 4000
+"""A ``retry:`` line this long may hold more digits than ``int()`` converts."""
+_HTML_HEAD = 4096
+"""Bytes of an HTML body kept (for its title)."""
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _decode_raw = msgspec.json.Decoder().decode
 _LENIENT = {
@@ -57,6 +62,10 @@ _CREATED = attrgetter("created")
 _CHOICES = attrgetter("choices")
 _USAGE = attrgetter("usage")
 _TOOL_CALLS_KEY = b'"tool_calls"'
+
+
+def _text(raw: bytes) -> str:
+    return " ".join(raw.decode("utf-8", "replace").split())
 
 
 def _event_length(payload: bytes) -> int:
@@ -128,7 +137,7 @@ class _Audit:
 
     def feed(self, data: bytes) -> None:
         pending = self.pending
-        if pending and 10 not in data and 13 not in data:
+        if pending and 10 not in data and 13 not in data and pending[-1] != 13:
             pending += data
             return
         pending += data
@@ -177,6 +186,19 @@ class _Audit:
             )
 
 
+class _Parser(SSEParser):
+    """The SSE parser, reading a ``retry:`` line too long for ``int()`` as the comment it may be.
+
+    A retry value only sets a client's reconnection delay, which a check does
+    not report; the line keeps its length, so offsets and sizes are unchanged.
+    """
+
+    def _process_line(self, line: bytes, start: int, events: list[ServerSentEvent]) -> None:
+        if len(line) > _LONG_LINE and line.startswith(b"retry:"):
+            line = b":" + line[1:]
+        super()._process_line(line, start, events)
+
+
 class StreamChecker(Walk):
     """Check an SSE stream read by read; see :mod:`streamspec.check`.
 
@@ -214,11 +236,12 @@ class StreamChecker(Walk):
         self.notes: dict[str, list[int]] = {}  # path -> [events, first event]
         self.notes_omitted = 0
         self.utf8_reported = False
-        self._mode = "start"  # start, lf (fast framing), sse (the parser for the rest), json
+        # start, lf (fast framing), sse (the parser for the rest), json or html (a whole body)
+        self._mode = "start"
         self._head = b""  # the first bytes, until the stream's nature shows
         self._tail = bytearray()  # the unfinished event (lf mode)
         self._base = 0  # stream offset of the tail (lf mode)
-        self._sse = SSEParser(max_event_size=max_event_size)
+        self._sse = _Parser(max_event_size=max_event_size)
         self._audit = _Audit(self) if strict else None
         self._json = bytearray()
         self._server_error = False
@@ -255,7 +278,7 @@ class StreamChecker(Walk):
                 self._lf(data)
             elif mode == "sse":
                 self._general(data)
-            elif mode == "json":
+            elif mode == "json" or mode == "html":
                 self._json_body(data)
             else:
                 self._start(data)
@@ -372,6 +395,9 @@ class StreamChecker(Walk):
         elif body[:1] in (b"{", b"["):
             self._mode = "json"
             self._json_body(head)
+        elif body[:1] == b"<":
+            self._mode = "html"
+            self._json_body(head)
         else:
             self._mode = "lf"
             self._lf(head)
@@ -389,10 +415,15 @@ class StreamChecker(Walk):
     def _general(self, data: bytes) -> None:
         audit = self._audit
         offset = self._sse.offset
-        self._parse(data)
+        if audit is not None and audit.offset + len(audit.pending) != offset:
+            audit.sync(offset, self.events)
+        try:
+            self._parse(data)
+        except EventTooLargeError as exc:
+            if audit is not None:  # the lines before the oversized event
+                audit.feed(data[: max(0, (exc.offset or 0) - offset)])
+            raise
         if audit is not None and not self._stopped:
-            if audit.offset + len(audit.pending) != offset:
-                audit.sync(offset, self.events)
             audit.feed(data)
 
     def _parse(self, data: bytes, final: bool = False) -> None:
@@ -478,8 +509,12 @@ class StreamChecker(Walk):
             self._keep(region[end:])
 
     def _too_large(self, exc: EventTooLargeError) -> None:
-        self._index, self._offset, self._lazy = self.events, exc.offset or 0, None
-        self.problem("sse", "", f"event exceeds max_event_size ({exc.size} > {exc.limit} bytes)")
+        start = exc.offset or 0
+        # Lines of the oversized event a strict check may have read: whether it
+        # did depends on the reads, so they are not reported.
+        self.problems = [p for p in self.problems if p.offset < start or p.path or p.kind != "sse"]
+        self._index, self._offset, self._lazy = self.events, start, None
+        self.problem("sse", "", f"event exceeds max_event_size (more than {exc.limit} bytes)")
         self._stopped = True
         self._tail.clear()
 
@@ -488,6 +523,12 @@ class StreamChecker(Walk):
         mode = self._mode
         if mode == "json":
             self._json_document()
+        elif mode == "html":
+            self._index, self._offset, self._lazy = 0, 0, None
+            self._stopped = True
+            title = _TITLE.search(bytes(self._json))
+            page = f" ({show(_text(title[1]))})" if title else ""
+            self.problem("sse", "", f"the body is an HTML page{page}, not an event stream")
         elif mode == "lf" and self._tail.strip():
             tail = bytes(self._tail)
             self._tail.clear()
@@ -506,6 +547,9 @@ class StreamChecker(Walk):
     # -- a whole-body JSON document ------------------------------------------------------------
 
     def _json_body(self, data: bytes) -> None:
+        if self._mode == "html":  # only its title matters
+            self._json += data[: _HTML_HEAD - len(self._json)]
+            return
         self._json += data
         if len(self._json) > self.max_event_size:
             self._index, self._offset, self._lazy = 0, 0, None
@@ -513,7 +557,7 @@ class StreamChecker(Walk):
                 "sse",
                 "",
                 "the body is a JSON document, not an event stream, and it exceeds"
-                f" max_event_size ({len(self._json)} > {self.max_event_size} bytes)",
+                f" max_event_size (more than {self.max_event_size} bytes)",
             )
             self._stopped = True
             self._json = bytearray()

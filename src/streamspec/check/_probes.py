@@ -134,7 +134,7 @@ class _Builder:
         fields: list[Any] = []
         extras: tuple[str, ...] = ()
         if cls in _TOPS:
-            extras = TOP_EXTRAS
+            extras = ("error", *TOP_EXTRAS)
         elif self.tier == 2 and cls in _CHOICES:
             extras = CHOICE_EXTRAS
         for field in msgspec.structs.fields(cls):
