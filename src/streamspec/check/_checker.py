@@ -61,7 +61,6 @@ _ID = attrgetter("id")
 _CREATED = attrgetter("created")
 _CHOICES = attrgetter("choices")
 _USAGE = attrgetter("usage")
-_TOOL_CALLS_KEY = b'"tool_calls"'
 
 
 def _text(raw: bytes) -> str:
@@ -486,7 +485,7 @@ class StreamChecker(Walk):
             return
         payloads, stop = split
         if payloads:
-            self._payloads(payloads, region, stop)
+            self._payloads(payloads, stop)
         if self._stopped:
             return
         if stop < len(region):
@@ -640,47 +639,55 @@ class StreamChecker(Walk):
             self._stopped = True
             self._tail.clear()
 
-    def _payloads(self, payloads: list[bytes], region: bytes, stop: int) -> None:
-        """The payloads of a run of ``data:`` events at ``_base``; ``region[:stop]`` holds them."""
+    def _payloads(self, payloads: list[bytes], stop: int) -> None:
+        """The payloads of a run of ``data:`` events at ``_base``, ending ``stop`` bytes later.
+
+        One probe decodes them all in one ``map()``; if it rejects one (or one
+        reports an error), they are checked one at a time. While the stream's
+        kind is unknown, the first payload is walked, then the rest probed.
+        """
         base = self._base
-        first = self.events
         if self.done:
-            self._index, self._offset, self._lazy = first, base, None
+            self._index, self._offset, self._lazy = self.events, base, None
             self.events += 1
-            self._after(first, base)
+            self._after(self.events - 1, base)
             return
         done = payloads.pop() if payloads[-1].strip() == _DONE else None
-        pair = self._probes
-        chunks: list[Any] | None = None
-        if pair is not None and payloads:
-            probe = pair[self._tier]
-            try:
-                chunks = list(map(probe.decode, payloads))
-            except _DECODE_ERRORS:
-                chunks = None
-            else:
-                if any(map(_ERROR, chunks)):
-                    chunks = None
-        if chunks is not None:
-            self.events += len(chunks)
-            self.chunks += len(chunks)
-            self._typed(chunks, pair[self._tier], first, payloads, base, region, stop)  # type: ignore[index]
-        else:
-            offset = base
-            for payload in payloads:
-                index = self.events
-                self.events += 1
-                self._index, self._offset, self._lazy = index, offset, None
-                if self.done:
-                    self._after(index, offset)
-                    return
-                if payload.strip() == _DONE:
-                    self._done()
+        position, offset, count = 0, base, len(payloads)
+        retry = True
+        while position < count:
+            pair = self._probes
+            if retry and pair is not None:
+                retry = False
+                rest = payloads[position:] if position else payloads
+                probe = pair[self._tier]
+                try:
+                    chunks = list(map(probe.decode, rest))
+                except _DECODE_ERRORS:
+                    pass
                 else:
-                    self._one(payload, index, False)
-                if self._stopped:
-                    return
-                offset += _event_length(payload)
+                    if not any(map(_ERROR, chunks)):
+                        first = self.events
+                        self.events += len(chunks)
+                        self.chunks += len(chunks)
+                        self._typed(chunks, probe, first, rest, offset)
+                        break
+            retry = pair is None  # once the first payload shows the kind, probe the rest
+            payload = payloads[position]
+            index = self.events
+            self.events += 1
+            self._index, self._offset, self._lazy = index, offset, None
+            if self.done:
+                self._after(index, offset)
+                return
+            if payload.strip() == _DONE:
+                self._done()
+            else:
+                self._one(payload, index, False)
+            if self._stopped:
+                return
+            offset += _event_length(payload)
+            position += 1
         if done is not None:
             index = self.events
             self.events += 1
@@ -793,19 +800,12 @@ class StreamChecker(Walk):
         if probe.choice or probe.delta:
             self._nested_notes(chunk, probe)
         if self.strict:
-            self._stream_rules(chunk, None)
+            self._stream_rules(chunk, probe)
 
     def _typed(
-        self,
-        chunks: list[Any],
-        probe: Probe,
-        first: int,
-        payloads: list[bytes],
-        base: int,
-        region: bytes,
-        stop: int,
+        self, chunks: list[Any], probe: Probe, first: int, payloads: list[bytes], base: int
     ) -> None:
-        """Notes and stream-wide rules of the probed chunks of one read."""
+        """Notes and stream-wide rules of probed chunks (events from ``first``, at ``base``)."""
         for name in ("error", *probe.top):
             values = list(map(attrgetter(name), chunks))
             absent = values.count(UNSET)
@@ -813,33 +813,40 @@ class StreamChecker(Walk):
                 at = next(i for i, value in enumerate(values) if value is not UNSET)
                 self._notes(f"$.{name}", len(values) - absent, first + at)
         nested = bool(probe.choice or probe.delta)
-        if not nested and not self.strict:
-            return
-        strict = self.strict
-        if strict:
+        same = placement = calls = False
+        if self.strict:
             ids = set(map(_ID, chunks))
             created = set(map(_CREATED, chunks))
-            quiet = (
+            same = not (
                 len(ids) == 1
                 and self.first_id in (None, *ids)
                 and len(created) == 1
                 and self.first_created in (None, *created)
-                and all(map(_CHOICES, chunks))
-                and not any(map(_USAGE, chunks))
-                and region.find(_TOOL_CALLS_KEY, 0, stop) < 0
             )
-            if quiet:
+            if not same:
                 self.first_id = self.first_id or next(iter(ids))
                 self.first_created = self.first_created or next(iter(created))
-                if not nested:
-                    return
-                strict = False
+            placement = not all(map(_CHOICES, chunks)) or any(map(_USAGE, chunks))
+            calls = probe.calls
+        if not (nested or same or placement or calls):
+            return
         for position, chunk in enumerate(chunks):
             self._index, self._lazy = first + position, (payloads, position, base)
             if nested:
                 self._nested_notes(chunk, probe)
-            if strict:
-                self._stream_rules(chunk, None)
+            if same:
+                self.same_id(chunk.id)
+                self.same_created(chunk.created)
+            if placement:
+                usage = chunk.usage
+                self.empty_choices(bool(chunk.choices), usage is not None and usage is not UNSET)
+            if calls:
+                self._calls(chunk)
+            if placement:
+                usage = chunk.usage
+                self.usage_with_choices(
+                    bool(chunk.choices), usage is not None and usage is not UNSET
+                )
         self._lazy = None
 
     def _nested_notes(self, chunk: Any, probe: Probe) -> None:
@@ -853,21 +860,30 @@ class StreamChecker(Walk):
                     if getattr(delta, name, UNSET) is not UNSET:
                         self.note(f"$.choices[{i}].delta.{name}")
 
-    def _stream_rules(self, chunk: Any, _unused: None) -> None:
+    def _stream_rules(self, chunk: Any, probe: Probe) -> None:
         """The strict rules a strict probe cannot express: they span chunks."""
         self.same_id(chunk.id)
         self.same_created(chunk.created)
         usage = chunk.usage
         has_usage = usage is not None and usage is not UNSET
         self.empty_choices(bool(chunk.choices), has_usage)
-        if self.kind == "chat":
-            for i, choice in enumerate(chunk.choices):
-                calls = choice.delta.tool_calls
-                if calls is not UNSET:
-                    seen = self.seen_calls(choice.index)
-                    for j, call in enumerate(calls):
-                        self.typed_tool_call(call, f"$.choices[{i}].delta.tool_calls[{j}]", seen)
+        if probe.calls:
+            self._calls(chunk)
         self.usage_with_choices(bool(chunk.choices), has_usage)
+
+    def _calls(self, chunk: Any) -> None:
+        """Tool call fragments: a call's first fragment names it, indexes count from 0."""
+        known = self.tool_calls
+        for i, choice in enumerate(chunk.choices):
+            calls = choice.delta.tool_calls
+            if calls is UNSET:
+                continue
+            seen = known.get(choice.index)
+            if seen is None:
+                seen = self.seen_calls(choice.index)
+            for j, call in enumerate(calls):
+                if call.index not in seen:  # a later fragment has nothing left to check
+                    self.typed_tool_call(call, f"$.choices[{i}].delta.tool_calls[{j}]", seen)
 
 
 def check_stream(

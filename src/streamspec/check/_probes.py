@@ -10,7 +10,10 @@ slower walk of :mod:`streamspec.check._walk`. Two tiers per kind and mode:
   OpenAI sends on every chunk (``obfuscation``), counted over a whole read;
 * tier 2: also the extension fields servers put in every choice or delta
   (``reasoning_content``, ``reasoning``, vLLM's ``stop_reason``), read back
-  per choice.
+  per choice, and for strict checks tool calls (whose rules span chunks).
+
+A stream moves to tier 2 the first time tier 1 rejects one of its payloads,
+and stays there.
 
 Decoding checks (``strict=False``) use probes built from streamspec's own
 lenient types, keeping exactly their field types: a probe accepts a payload
@@ -85,13 +88,16 @@ class Probe:
     """One probe: its decode function and the extension fields to read back.
 
     ``top`` are read on the chunk, ``choice`` and ``delta`` on each choice
-    and its delta (``delta`` is empty for legacy completions).
+    and its delta (``delta`` is empty for legacy completions). ``calls`` tells
+    whether the probe's deltas may hold tool calls (whose strict rules span
+    chunks); a probe without them rejects any chunk that has them.
     """
 
     decode: Callable[[Any], Any]
     top: tuple[str, ...]
     choice: tuple[str, ...]
     delta: tuple[str, ...]
+    calls: bool = False
 
 
 # -- probes of the lenient types ---------------------------------------------------------------
@@ -234,11 +240,11 @@ class _Delta(_Strict):
     role: Literal["assistant"] | UnsetType = UNSET
     content: str | UnsetType | None = UNSET
     refusal: str | UnsetType | None = UNSET
-    tool_calls: list[_ToolCall] | UnsetType = UNSET
     function_call: _Function | UnsetType = UNSET
 
 
 class _Delta2(_Delta):
+    tool_calls: list[_ToolCall] | UnsetType = UNSET
     reasoning_content: Any = UNSET
     reasoning: Any = UNSET
 
@@ -358,8 +364,10 @@ class _CompletionChunk2(_CompletionChunk):
 assert set(_CompletionLogprobs.__struct_fields__) == COMPLETION_LOGPROBS_KEYS
 
 
-def _strict_probe(cls: type, choice: tuple[str, ...], delta: tuple[str, ...]) -> Probe:
-    return Probe(msgspec.json.Decoder(cls).decode, TOP_EXTRAS, choice, delta)
+def _strict_probe(
+    cls: type, choice: tuple[str, ...], delta: tuple[str, ...], calls: bool = False
+) -> Probe:
+    return Probe(msgspec.json.Decoder(cls).decode, TOP_EXTRAS, choice, delta, calls)
 
 
 def probes(kind: str, strict: bool) -> tuple[Probe, Probe]:
@@ -369,7 +377,7 @@ def probes(kind: str, strict: bool) -> tuple[Probe, Probe]:
         if strict and kind == "chat":
             pair = (
                 _strict_probe(_Chunk, (), ()),
-                _strict_probe(_Chunk2, CHOICE_EXTRAS, DELTA_EXTRAS),
+                _strict_probe(_Chunk2, CHOICE_EXTRAS, DELTA_EXTRAS, calls=True),
             )
         elif strict:
             pair = (
