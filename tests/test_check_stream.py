@@ -350,10 +350,16 @@ def test_legacy_strict_violations(changes: dict[str, Any], path: str, message: s
     assert check_stream(data, kind="completions").ok
 
 
-def test_legacy_type_problem_and_kind_flag() -> None:
+def test_legacy_type_problem_salvage_and_kind_flag() -> None:
+    data = event(completion_chunk(choices=5)) + b"data: [DONE]\n\n"
+    [problem] = check_stream(data).problems  # nothing to keep: the decoder rejects it
+    assert (problem.kind, problem.path) == ("type", "$.choices")
     data = event(completion_chunk(choice_text=5)) + b"data: [DONE]\n\n"
-    [problem] = check_stream(data).problems
-    assert (problem.kind, problem.path) == ("type", "$.choices[0].text")
+    report = check_stream(data)
+    assert report.ok
+    assert [(n.kind, n.path) for n in report.notes] == [("salvaged", "$.choices[0]")]
+    [problem] = check_stream(data, strict=True).problems
+    assert (problem.kind, problem.path) == ("salvage", "$.choices[0].text")
     # Read as a chat stream, the same chunk is a different problem: the flag decides.
     chat = check_stream(data, kind="chat", strict=True)
     assert chat.kind == "chat"
@@ -391,10 +397,50 @@ def test_cli_check_kind_and_error_body(tmp_path: Path) -> None:
     assert code == 1
     assert "Rate limit reached" in out
     assert "[server_error]" in out
-    code, out = _run_cli("check", "--json", "--kind", "completions", "-", stdin=good_stream(1))
+    code, out = _run_cli(
+        "check", "--json", "--strict", "--kind", "completions", "-", stdin=good_stream(1)
+    )
     report = msgspec.json.decode(out.encode(), type=CheckReport)
     assert report.kind == "completions"
-    assert any(p.kind == "type" for p in report.problems)  # a chat chunk is no legacy chunk
+    assert code == 1
+    assert any(p.path == "$.object" for p in report.problems)  # a chat chunk is no legacy one
     code, out = _run_cli("check", str(COMPLETIONS / "vllm_completions.sse"))
     assert code == 0
     assert "completions chunks" in out
+
+
+# -- salvage -----------------------------------------------------------------------------------
+
+
+def test_salvaged_values_counted_per_path_split_invariant() -> None:
+    bad = {**OK_CHUNK, "choices": [{**OK_CHUNK["choices"][0], "delta": {"content": 7}}]}  # type: ignore[dict-item]
+    usage = {**OK_CHUNK, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2.5}}
+    data = b"".join(map(event, [OK_CHUNK, bad, OK_CHUNK, bad, usage])) + b"data: [DONE]\n\n"
+    report = every_way(data)
+    assert report.ok  # the decoder reads every chunk
+    assert report.chunks == 5
+    salvaged = {n.path: (n.events, n.first_event) for n in report.notes if n.kind == "salvaged"}
+    assert salvaged == {"$.choices[0].delta.content": (2, 1), "$.usage.completion_tokens": (1, 4)}
+    strict = every_way(data, strict=True)
+    found = [(p.event, p.kind, p.path) for p in strict.problems if p.kind == "salvage"]
+    assert found == [
+        (1, "salvage", "$.choices[0].delta.content"),
+        (3, "salvage", "$.choices[0].delta.content"),
+        (4, "salvage", "$.usage.completion_tokens"),
+    ]
+
+
+@pytest.mark.parametrize("value", [False, 0, "", [], {}, None])
+def test_error_member_that_reports_nothing_is_a_note(value: Any) -> None:
+    chunk = {**OK_CHUNK, "error": value}
+    report = every_way(event(chunk) + b"data: [DONE]\n\n")
+    assert report.problems == []
+    assert [n.path for n in report.notes] == ["$.error"]
+
+
+def test_error_member_that_reports_is_a_server_error() -> None:
+    chunk = {**OK_CHUNK, "error": {"message": "upstream timeout", "code": 504}}
+    report = every_way(event(OK_CHUNK) + event(chunk))
+    [problem] = report.problems
+    assert (problem.kind, problem.event, problem.path) == ("server_error", 1, "$.error")
+    assert "upstream timeout" in problem.message

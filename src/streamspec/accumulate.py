@@ -13,9 +13,10 @@ tested against):
 * ``content`` and ``refusal`` are concatenated. ``content`` given as a list of
   typed blocks contributes its ``text`` blocks.
 * Reasoning comes from ``reasoning_content``, else ``reasoning`` (a delta that
-  carries both is counted once), else from ``thinking`` content blocks. It is
-  stored in the result message's ``reasoning_content``; ``reasoning`` is left
-  :data:`msgspec.UNSET`.
+  carries both is counted once), else from ``thinking`` content blocks, whose
+  ``thinking`` is a string or a list of text parts (Magistral), as
+  :func:`streamspec.reasoning_text` reads them. It is stored in the result
+  message's ``reasoning_content``; ``reasoning`` is left :data:`msgspec.UNSET`.
 * Tool-call fragments are grouped by ``index``, or by ``id`` when a fragment
   has no index (Gemini sends whole calls told apart by id); a fragment with
   neither continues the latest call. Calls keep their order of first
@@ -25,8 +26,9 @@ tested against):
 * ``logprobs.content`` and ``logprobs.refusal`` lists are concatenated.
 * ``finish_reason`` is the last non-empty value (chunks may follow the
   finishing one; ``""`` means none). ``usage`` is the last usage object seen,
-  never a sum. ``role`` is the first non-empty value, ``"assistant"`` by
-  default.
+  never a sum, as the server sent it: a count it left out stays
+  :data:`msgspec.UNSET` (never derived from the others). ``role`` is the first
+  non-empty value, ``"assistant"`` by default.
 * ``id``, ``model`` and ``created`` take the first non-empty value;
   ``system_fingerprint`` and ``service_tier`` the last non-null one.
   ``object`` is ``"chat.completion"``.
@@ -70,6 +72,7 @@ from .types.stream import (
     ChatCompletionStreamResponseDeltaAudio,
     CreateChatCompletionStreamResponse,
     FunctionCallStream,
+    reasoning_text,
 )
 
 __all__ = ["ChunkAccumulator", "accumulate"]
@@ -311,8 +314,10 @@ class _Choice:
             if kind == "text":
                 if block.text.__class__ is str:
                     self.content.append(block.text)
-            elif kind == "thinking" and thinking and block.thinking:
-                self.reasoning.append(block.thinking)
+            elif kind == "thinking" and thinking:
+                text = reasoning_text(block)  # a string, or a list of text parts (Magistral)
+                if text:
+                    self.reasoning.append(text)
 
     def add_logprobs(self, logprobs: ChatChoiceLogprobs) -> None:
         """Concatenate ``logprobs.content`` and ``logprobs.refusal``."""

@@ -22,8 +22,10 @@ import msgspec
 from msgspec import UNSET
 
 from .._fastpath import split_events
-from ..decoder import error_object
+from ..decoder import error_report
 from ..errors import EventTooLargeError
+from ..http import parse_error_body
+from ..salvage import SalvageNote, salvage
 from ..sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from ..types.completions import CreateCompletionResponse
 from ..types.stream import CreateChatCompletionStreamResponse
@@ -52,9 +54,9 @@ _HTML_HEAD = 4096
 """Bytes of an HTML body kept (for its title)."""
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _decode_raw = msgspec.json.Decoder().decode
-_LENIENT = {
-    "chat": msgspec.json.Decoder(CreateChatCompletionStreamResponse).decode,
-    "completions": msgspec.json.Decoder(CreateCompletionResponse).decode,
+_LENIENT: dict[str, type] = {
+    "chat": CreateChatCompletionStreamResponse,
+    "completions": CreateCompletionResponse,
 }
 _ERROR = attrgetter("error")
 _ID = attrgetter("id")
@@ -103,6 +105,18 @@ def _kind_of(raw: Any) -> StreamKind | None:
         if "delta" in first:
             return "chat"
     return None
+
+
+class _Salvaged:
+    """Values the decoder drops at one path: how many events, the first, what it said."""
+
+    __slots__ = ("events", "first", "path", "reason")
+
+    def __init__(self, path: str, first: int, reason: str) -> None:
+        self.path = path
+        self.events = 1
+        self.first = first
+        self.reason = reason
 
 
 def _order(problem: Problem) -> tuple[int, int, bool]:
@@ -233,6 +247,7 @@ class StreamChecker(Walk):
         self.problems: list[Problem] = []
         self.problems_omitted = 0
         self.notes: dict[str, list[int]] = {}  # path -> [events, first event]
+        self.salvaged: dict[str, _Salvaged] = {}  # action and dropped path -> what was dropped
         self.notes_omitted = 0
         self.utf8_reported = False
         # start, lf (fast framing), sse (the parser for the rest), json or html (a whole body)
@@ -300,8 +315,19 @@ class StreamChecker(Walk):
         problems = sorted(self.problems, key=_order)
         notes = [
             Note(path=path, events=count, first_event=first)
-            for path, (count, first) in sorted(self.notes.items(), key=lambda kv: kv[1][1])
+            for path, (count, first) in self.notes.items()
         ]
+        notes += [
+            Note(
+                path=entry.path,
+                events=entry.events,
+                first_event=entry.first,
+                kind="salvaged",
+                reason=entry.reason,
+            )
+            for entry in self.salvaged.values()
+        ]
+        notes.sort(key=lambda note: note.first_event)
         self._report = CheckReport(
             ok=not problems and not self.problems_omitted,
             strict=self.strict,
@@ -361,7 +387,7 @@ class StreamChecker(Walk):
         entry = self.notes.get(path)
         if entry is not None:
             entry[0] += 1
-        elif len(self.notes) < self.max_notes:
+        elif len(self.notes) + len(self.salvaged) < self.max_notes:
             self.notes[path] = [1, self._index]
         else:
             self.notes_omitted += 1
@@ -370,7 +396,7 @@ class StreamChecker(Walk):
         entry = self.notes.get(path)
         if entry is not None:
             entry[0] += count
-        elif len(self.notes) < self.max_notes:
+        elif len(self.notes) + len(self.salvaged) < self.max_notes:
             self.notes[path] = [count, first]
         else:
             self.notes_omitted += count
@@ -578,12 +604,18 @@ class StreamChecker(Walk):
         except RecursionError:
             self.problem("sse", "", "the body is a JSON document nested too deeply to decode")
             return
-        if isinstance(raw, dict) and raw.get("error"):
+        if isinstance(raw, list) and len(raw) == 1:  # Gemini wraps its error in a list
+            raw = raw[0]
+        if isinstance(raw, dict) and (
+            error_report(raw.get("error"), raw.get("error_type"), alone=True) is not None
+            or raw.get("object") == "error"
+            or raw.get("detail") not in (None, "")
+        ):
             self._server_error = True
-            found = error_object(raw["error"], raw.get("error_type"))
+            found = parse_error_body(body)
             self.problem(
                 "server_error",
-                "$.error",
+                "$.error" if "error" in raw else "$",
                 "server error (a JSON error body, not an event stream): " + describe(found),
             )
             return
@@ -755,30 +787,59 @@ class StreamChecker(Walk):
             if kind is not None:
                 self.kind = kind
                 self._probes = probes(kind, self.strict)
-        if isinstance(raw, dict):
-            error = raw.get("error")
-            if error:
+        reported = None
+        if isinstance(raw, dict) and "error" in raw:
+            reported = error_report(raw["error"], raw.get("error_type"), alone="choices" not in raw)
+            if reported is not None:
                 self._server_error = True
-                found = error_object(error, raw.get("error_type"))
-                self.problem("server_error", "$.error", "server error: " + describe(found))
+                self.problem("server_error", "$.error", "server error: " + describe(reported))
                 if "choices" not in raw:
                     return
         kind = self.kind or "chat"
         try:
-            _LENIENT[kind](text)
+            _, dropped = salvage(text, _LENIENT[kind], event=self._index, offset=self._offset)
         except msgspec.ValidationError as exc:
             message, path = validation(exc)
             self._malformed(final, "type", path, message)
-        except RecursionError:
+        except (RecursionError, msgspec.DecodeError):
             self._malformed(final, "json", "$", "JSON nested too deeply to decode")
             return
         else:
             self.chunks += 1
+            for note in dropped:
+                self._salvage(note)
         if isinstance(raw, dict):
             if kind == "chat":
-                self._chunk(raw)
+                self._chunk(raw, reported is not None)
             else:
-                self._completion_chunk(raw)
+                self._completion_chunk(raw, reported is not None)
+
+    def _salvage(self, note: SalvageNote) -> None:
+        """A value the decoder drops (or converts) to keep a chunk; see :func:`streamspec.salvage`.
+
+        Strict: a problem at the value's path. Otherwise a note (the decoder
+        reads the stream), counted per dropped path.
+        """
+        if note.action == "converted":
+            what = f"the decoder converts it ({note.reason})"
+        elif note.dropped == note.path:
+            what = f"the decoder drops it ({note.reason})"
+        else:
+            what = f"the decoder drops {note.dropped} ({note.reason})"
+        if self.strict:  # in place of the spec problem at the same path
+            self.problem("salvage", note.path, what)
+            return
+        key = f"{note.action} {note.dropped}"
+        entry = self.salvaged.get(key)
+        if entry is not None:
+            entry.events += 1
+        elif len(self.notes) + len(self.salvaged) < self.max_notes:
+            reason = f"{note.path}: {note.reason}"
+            if note.action == "converted":
+                reason = f"{note.path} converted: {note.reason}"
+            self.salvaged[key] = _Salvaged(note.dropped, self._index, reason)
+        else:
+            self.notes_omitted += 1
 
     def _malformed(self, final: bool, kind: ProblemKind, path: str, message: str) -> None:
         if final:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["CheckReport", "Note", "Problem", "ProblemKind", "StreamKind"]
+__all__ = ["CheckReport", "Note", "NoteKind", "Problem", "ProblemKind", "StreamKind"]
 
 ProblemKind = Literal["json", "type", "server_error", "truncated", "sse", "spec", "salvage"]
 """What kind of problem: see :mod:`streamspec.check`. Only ``"sse"`` and
@@ -34,16 +34,25 @@ class Problem(msgspec.Struct, kw_only=True, frozen=True):
     message: str
 
 
+NoteKind = Literal["extension", "salvaged"]
+"""``"extension"``: a key the specification does not define; ``"salvaged"``: a
+value the decoder drops (or converts) to keep a chunk it would otherwise reject."""
+
+
 class Note(msgspec.Struct, kw_only=True, frozen=True):
-    """An extension key (not in the specification) the stream carried.
+    """An extension key the stream carried, or (without ``strict``) a value the decoder drops.
 
     ``path`` is exact (``$.choices[0].delta.reasoning``); ``events`` counts the
-    events that carried it; ``first_event`` is the first of them.
+    events that carried it; ``first_event`` is the first of them. A
+    ``"salvaged"`` note's ``path`` is what the decoder leaves out and
+    ``reason`` says why (the value's own path and msgspec's message).
     """
 
     path: str
     events: int
     first_event: int
+    kind: NoteKind = "extension"
+    reason: str = ""
 
 
 class CheckReport(msgspec.Struct, kw_only=True):

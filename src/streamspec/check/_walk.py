@@ -250,9 +250,10 @@ class Walk:
             self.violation(f"{path}.{key}", f"`{key}` is empty")
         return value
 
-    def _chunk(self, raw: dict[str, Any]) -> None:
+    def _chunk(self, raw: dict[str, Any], reported: bool = False) -> None:
+        """A ``chat.completion.chunk``; ``reported``: its ``error`` member reports an error."""
         for key in raw:
-            if key not in CHUNK_KEYS and not (key == "error" and raw[key]):
+            if key not in CHUNK_KEYS and not (key == "error" and reported):
                 self.note(f"$.{key}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
@@ -431,9 +432,10 @@ class Walk:
 
     # -- legacy completions (text_completion) ------------------------------------------------------
 
-    def _completion_chunk(self, raw: dict[str, Any]) -> None:
+    def _completion_chunk(self, raw: dict[str, Any], reported: bool = False) -> None:
+        """A legacy ``text_completion`` chunk; ``reported`` as for :meth:`_chunk`."""
         for key in raw:
-            if key not in COMPLETION_CHUNK_KEYS and not (key == "error" and raw[key]):
+            if key not in COMPLETION_CHUNK_KEYS and not (key == "error" and reported):
                 self.note(f"$.{key}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:

@@ -64,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
             f" [{problem.kind}]"
         )
     for note in report.notes:
+        if note.kind == "salvaged":
+            lines.append(
+                f"salvaged: the decoder leaves out {note.path} in {note.events}"
+                f" event{'s' if note.events != 1 else ''}, first in event {note.first_event}"
+                f" ({note.reason})"
+            )
+            continue
         lines.append(
             f"note: {note.path} (not in the spec) in {note.events}"
             f" event{'s' if note.events != 1 else ''}, first in event {note.first_event}"
