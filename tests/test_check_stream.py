@@ -444,3 +444,41 @@ def test_error_member_that_reports_is_a_server_error() -> None:
     [problem] = report.problems
     assert (problem.kind, problem.event, problem.path) == ("server_error", 1, "$.error")
     assert "upstream timeout" in problem.message
+
+
+# -- a URL: the HTTP exchange is part of the report ----------------------------------------------
+
+
+def _report_of(*args: str) -> tuple[int, CheckReport]:
+    code, out = _run_cli("check", "--json", *args)
+    return code, msgspec.json.decode(out.encode(), type=CheckReport)
+
+
+def test_cli_check_url_ok_and_http_error() -> None:
+    from mock_upstream import MockUpstream, load_fixture
+
+    with MockUpstream({"gpt-4o": load_fixture("openai_text")}, token_delay=0) as upstream:
+        code, report = _report_of(upstream.base_url, "--model", "gpt-4o", "--strict")
+        assert code == 0
+        assert (report.ok, report.status, report.chunks, report.done) == (True, 200, 53, True)
+        code, report = _report_of(upstream.base_url, "--model", "unknown")
+        assert code == 1
+        assert report.status == 404
+        [problem] = report.problems
+        assert (problem.kind, problem.path) == ("server_error", "$.error")
+        assert "HTTP 404" in problem.message
+        assert "does not exist" in problem.message
+        assert upstream.requests[0]["stream"] is True
+
+
+def test_cli_check_url_broken_connection_is_truncation() -> None:
+    from mock_upstream import MockUpstream, load_fixture
+
+    with MockUpstream({"m": load_fixture("openai_text")}, token_delay=0, split="die") as upstream:
+        code, report = _report_of(upstream.base_url, "--model", "m")
+    assert code == 1
+    [problem] = report.problems
+    assert problem.kind == "truncated"
+    assert "broke" in problem.message
+    assert report.chunks == 27
+    assert report.status == 200

@@ -250,6 +250,7 @@ class StreamChecker(Walk):
         self.salvaged: dict[str, _Salvaged] = {}  # action and dropped path -> what was dropped
         self.notes_omitted = 0
         self.utf8_reported = False
+        self.status: int | None = None  # the HTTP status, when the stream came from a URL
         # start, lf (fast framing), sse (the parser for the rest), json or html (a whole body)
         self._mode = "start"
         self._head = b""  # the first bytes, until the stream's nature shows
@@ -340,8 +341,27 @@ class StreamChecker(Walk):
             notes=notes,
             problems_omitted=self.problems_omitted,
             notes_omitted=self.notes_omitted,
+            status=self.status,
         )
         return self._report
+
+    def stop(self, kind: ProblemKind, message: str, path: str = "") -> None:
+        """Report a problem found outside the stream's bytes, and read no more of them.
+
+        For what the transport tells: an HTTP error status (``"server_error"``),
+        a connection that broke mid-stream (``"truncated"``). The problem takes
+        the place of "ended without [DONE]".
+        """
+        if self._closed:
+            raise ValueError("stop() after close()")
+        self._index, self._offset, self._lazy = self.events, self.size, None
+        if kind == "server_error":
+            self._server_error = True
+        elif kind == "truncated":
+            self._truncated = True
+        self.problem(kind, path, message)
+        self._stopped = True
+        self._tail.clear()
 
     # -- reporting -------------------------------------------------------------------------------
 
