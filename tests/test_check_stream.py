@@ -482,3 +482,22 @@ def test_cli_check_url_broken_connection_is_truncation() -> None:
     assert "broke" in problem.message
     assert report.chunks == 27
     assert report.status == 200
+
+
+LENIENT = STREAMS / "lenient"
+LENIENT_MANIFEST = (
+    json.loads((LENIENT / "MANIFEST.json").read_text())
+    if (LENIENT / "MANIFEST.json").exists()
+    else {}
+)
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT_MANIFEST))
+def test_lenient_fixtures_salvaged_exactly(name: str) -> None:
+    """Streams the decoder reads by salvage: ok, and strict names exactly the salvaged paths."""
+    data = (LENIENT / name).read_bytes()
+    assert every_way(data).ok
+    strict = every_way(data, strict=True)
+    expected = sorted((event, path) for event, path, _ in LENIENT_MANIFEST[name]["salvaged"])
+    found = sorted((p.event, p.path) for p in strict.problems if p.kind == "salvage")
+    assert found == expected
