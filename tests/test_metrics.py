@@ -175,20 +175,30 @@ def test_timing_from_injected_timestamps() -> None:
     assert metrics.content_chars == 6
     assert metrics.finish_reason == "stop"
     assert metrics.time_to_first_chunk_ms == pytest.approx(100)
-    assert metrics.time_to_first_token_ms == pytest.approx(150)
-    assert metrics.duration_ms == pytest.approx(250)
-    # Gaps 50, 20, 60, 10, 10 ms: sorted 10, 10, 20, 50, 60.
-    assert metrics.inter_chunk_ms == LatencySummary(
-        count=5,
-        mean=pytest.approx(30),
-        p50=pytest.approx(20),
-        p90=pytest.approx(56),  # rank 3.6: 50 + 0.6 * (60 - 50)
+    # TTFT: the first chunk with text, not the role chunk.
+    assert metrics.ttft_ms == pytest.approx(150)
+    # E2EL: to the read that brought [DONE].
+    assert metrics.e2el_ms == pytest.approx(260)
+    # ITL: gaps between token chunks only (150 -> 170 -> 230); the finish and usage
+    # chunks are no tokens.
+    assert metrics.itl_ms == LatencySummary(
+        count=2,
+        mean=pytest.approx(40),
+        std=pytest.approx(20),
+        min=pytest.approx(20),
+        p50=pytest.approx(40),
+        p90=pytest.approx(56),  # rank 0.9: 20 + 0.9 * (60 - 20)
+        p95=pytest.approx(58),
         p99=pytest.approx(59.6),
         max=pytest.approx(60),
     )
-    # Three tokens from usage; two gaps between the first and the last token: 80 ms.
+    assert meter.itl_ns == [20 * MS, 60 * MS]
+    # Three tokens from usage: TPOT = (E2EL - TTFT) / (3 - 1) = 55 ms.
+    assert metrics.output_tokens == 3
+    assert metrics.output_tokens_basis == "usage"
     assert metrics.completion_tokens == 3
-    assert metrics.tokens_per_second == pytest.approx(2 / 0.080)
+    assert metrics.tpot_ms == pytest.approx(55)
+    assert metrics.tokens_per_second == pytest.approx(1000 / 55)
     assert metrics.tokens_per_second_basis == "usage"
 
 
@@ -212,7 +222,11 @@ def test_rate_from_chunks_without_usage() -> None:
     assert metrics.completion_tokens is None
     assert metrics.token_chunks == 4
     assert metrics.reasoning_chars == 1
-    assert metrics.tokens_per_second == pytest.approx(3 / 0.030)
+    assert metrics.output_tokens == 4
+    assert metrics.output_tokens_basis == "chunks"
+    assert metrics.ttft_ms == pytest.approx(10)
+    assert metrics.e2el_ms == pytest.approx(50)
+    assert metrics.tpot_ms == pytest.approx(40 / 3)
     assert metrics.tokens_per_second_basis == "chunks"
     assert metrics.finish_reason == "length"
 
@@ -237,8 +251,8 @@ def test_one_clock_reading_per_feed_shared_by_its_chunks() -> None:
     assert clock.readings == 2
     feed_at(meter, clock, 40, json.dumps(chunk({"content": "c"})).encode() + b"\n\n")
     assert clock.readings == 3
-    assert meter.timestamps == [10 * MS, 10 * MS, 40 * MS]
-    gaps = meter.result().inter_chunk_ms
+    assert meter.token_times == [10 * MS, 10 * MS, 40 * MS]
+    gaps = meter.result().itl_ms
     assert gaps is not None
     assert (gaps.count, gaps.p50, gaps.max) == (2, pytest.approx(15), pytest.approx(30))
 
@@ -323,7 +337,18 @@ def test_metrics_encode_to_json() -> None:
     assert decoded["status"] == "complete"
     assert decoded["chunks"] == 53
     assert decoded["completion_tokens"] == 50
-    assert set(decoded["inter_chunk_ms"]) == {"count", "mean", "p50", "p90", "p99", "max"}
+    assert set(decoded["itl_ms"]) == {
+        "count",
+        "mean",
+        "std",
+        "min",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+    }
+    assert decoded["itl_ms"]["count"] == 49  # 50 token chunks
     assert msgspec.json.decode(encoded, type=StreamMetrics) == metrics
 
 
