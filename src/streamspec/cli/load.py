@@ -72,6 +72,19 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--csv", metavar="PATH", help="write one CSV row per request here")
     parser.add_argument("--plot", metavar="DIR", help="write PNG plots here (extra plot)")
+    parser.add_argument(
+        "--ramp-up",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --concurrency: start the slots evenly over this time",
+    )
+    parser.add_argument(
+        "--client",
+        choices=["streamspec", "aiohttp"],
+        default="streamspec",
+        help="HTTP client: streamspec's own asyncio protocol (default) or aiohttp",
+    )
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
     parser.set_defaults(func=run)
 
@@ -136,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get("OPENAI_API_KEY"),
         timeout=args.timeout,
         seed=args.seed,
+        ramp_up=args.ramp_up,
+        client=args.client,
     )
     if args.plot:  # fail before the run, not after it
         try:

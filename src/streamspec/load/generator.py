@@ -1,8 +1,8 @@
-"""The asyncio load generator behind ``streamspec load`` (needs the ``load`` extra: aiohttp).
+"""The asyncio load generator behind ``streamspec load``.
 
 :func:`run_load` sends streamed chat (or legacy completions) requests to an
 OpenAI-compatible server and meters each one with
-:class:`streamspec.metrics.StreamMeter`, as aiohttp hands over socket reads:
+:class:`streamspec.metrics.StreamMeter` as the socket reads arrive:
 
 * **fixed concurrency** (``concurrency=N``, no ``request_rate``): N requests in
   flight, each sent as soon as the previous one of its slot ended;
@@ -14,8 +14,12 @@ OpenAI-compatible server and meters each one with
 * ``num_requests`` requests, or as many as start within ``duration`` seconds
   (requests in flight then finish); ``warmup`` requests first, not recorded.
 
-aiohttp was chosen by measurement: it costs about a third of httpx's client
-CPU per streamed event; uvloop is used when installed (see :func:`run`).
+The HTTP client was chosen by measurement (client CPU per token on a paced
+mock, same run): the default is streamspec's own HTTP/1.1 client on asyncio's
+protocol layer (:mod:`streamspec.load._client`: no extra needed), which meters
+each read inside the protocol callback; ``client="aiohttp"`` (extra ``load``)
+goes through aiohttp, about 1.6x the CPU per token, and httpx costs several
+times more. uvloop is used when installed (see :func:`run`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, Literal
 
 from ..errors import Error
 from ..metrics import StreamKind, StreamMeter
+from ._client import Connection, Target, http_failure
 from ._extra import require
 from .records import RequestRecord, record_from_meter
 
@@ -45,7 +50,6 @@ __all__ = [
     "run_load",
 ]
 
-_ERROR_BODY = 300
 _WORDS = tuple(
     [
         "stream",
@@ -103,6 +107,10 @@ class LoadConfig:
     timeout: float = 600.0
     """Seconds a request may wait for its next read before it fails with ``timeout``."""
     seed: int = 0
+    ramp_up: float = 0.0
+    """Fixed concurrency: start the slots evenly over this many seconds (0: all at once)."""
+    client: Literal["streamspec", "aiohttp"] = "streamspec"
+    """The HTTP client: streamspec's own asyncio protocol (the cheapest per token) or aiohttp."""
 
     def requests_to_send(self) -> int | None:
         """``num_requests``, 100 when neither it nor ``duration`` is set, None for a duration."""
@@ -208,28 +216,10 @@ def _aiohttp() -> Any:
     return require("aiohttp", "load")
 
 
-def _http_failure(status: int, body: bytes) -> str:
-    from ..decoder import error_object
-
-    try:
-        value = json.loads(body)
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and value.get("error") not in (None, ""):
-        message = error_object(value["error"], value.get("error_type")).message
-    else:
-        message = " ".join(body.decode("utf-8", "replace").split())[:_ERROR_BODY]
-    return f"HTTP {status}: {message or '(empty body)'}"
-
-
 class _Runner:
-    def __init__(
-        self, config: LoadConfig, session: Any, progress: LoadProgress, bodies: list[bytes]
-    ) -> None:
+    def __init__(self, config: LoadConfig, progress: LoadProgress, bodies: list[bytes]) -> None:
         self.config = config
-        self.session = session
         self.progress = progress
-        self.bodies = bodies
         self.url = endpoint_url(config.url, config.endpoint)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if config.api_key:
@@ -237,7 +227,14 @@ class _Runner:
         headers.update(config.headers)
         self.headers = headers
         self.kind = config.endpoint
+        self.session: Any = None
+        self.target = Target(self.url, headers)
+        if config.client == "streamspec":
+            bodies = [self.target.request(body) for body in bodies]
+        self.bodies = bodies
         self.next_body = 0
+        self.idle: list[Connection] = []
+        self.busy: set[Connection] = set()
         # Wall time of the monotonic clock's zero, to stamp records in Unix time.
         self.wall_offset = time.time() - time.perf_counter_ns() * 1e-9
 
@@ -250,21 +247,40 @@ class _Runner:
         """Send one request due at ``due_ns`` (``perf_counter_ns``) and meter its stream."""
         progress = self.progress
         meter = StreamMeter(start_ns=due_ns, kind=self.kind)
-        decoder = meter.decoder
         sent = time.perf_counter_ns()
         progress.sent += 1
         progress.in_flight += 1
+        if self.session is None:
+            connection = self.idle.pop() if self.idle else Connection(self.target)
+            self.busy.add(connection)
+            try:
+                await connection.send(body, meter)
+            finally:
+                self.busy.discard(connection)
+                self.idle.append(connection)
+        else:
+            await self._one_aiohttp(body, meter)
+        record = record_from_meter(meter, self.wall_offset + due_ns * 1e-9, (sent - due_ns) * 1e-6)
+        progress.in_flight -= 1
+        progress.finished += 1
+        if record.status != "complete":
+            progress.failed += 1
+        progress.output_tokens += record.output_tokens
+        return record
+
+    async def _one_aiohttp(self, body: bytes, meter: StreamMeter) -> None:
         aiohttp = _aiohttp()
+        decoder = meter.decoder
         try:
             async with self.session.post(self.url, data=body, headers=self.headers) as response:
                 kind = response.headers.get("Content-Type", "")
                 if response.status >= 400:
                     text = await response.read()
-                    meter.fail(_http_failure(response.status, text), "error",
-                               f"http_{response.status}")  # fmt: skip
+                    status = response.status
+                    meter.fail(http_failure(status, text), "error", f"http_{status}")
                 elif not kind.startswith("text/event-stream") and "json" in kind:
                     text = await response.read()
-                    meter.fail(_http_failure(response.status, text), "error", "not_a_stream")
+                    meter.fail(http_failure(response.status, text), "error", "not_a_stream")
                 else:
                     read = response.content.readany
                     feed = meter.feed
@@ -278,20 +294,31 @@ class _Runner:
             meter.fail(f"the stream was cut: {exc}", "truncated", "truncated")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             meter.fail_with(exc)
-        record = record_from_meter(meter, self.wall_offset + due_ns * 1e-9, (sent - due_ns) * 1e-6)
-        progress.in_flight -= 1
-        progress.finished += 1
-        if record.status != "complete":
-            progress.failed += 1
-        progress.output_tokens += record.output_tokens
-        return record
 
-    async def fixed(self, count: int | None, deadline: float | None, slots: int) -> list[Any]:
+    async def watchdog(self) -> None:
+        """Fail requests that received nothing for ``timeout`` seconds (own client only)."""
+        timeout = self.config.timeout
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            now = time.monotonic()
+            for connection in list(self.busy):
+                if connection.idle_for(now) > timeout:
+                    connection.time_out(timeout)
+
+    def close(self) -> None:
+        for connection in self.idle + list(self.busy):
+            connection.close()
+
+    async def fixed(
+        self, count: int | None, deadline: float | None, slots: int, ramp_up: float = 0.0
+    ) -> list[Any]:
         """``slots`` requests in flight until ``count`` were sent or ``deadline`` passed."""
         records: list[RequestRecord] = []
         remaining = [count]
 
-        async def slot() -> None:
+        async def slot(number: int) -> None:
+            if ramp_up > 0:
+                await asyncio.sleep(ramp_up * number / slots)
             while True:
                 if remaining[0] is not None:
                     if remaining[0] <= 0:
@@ -301,7 +328,7 @@ class _Runner:
                     return
                 records.append(await self.one(self.body(), time.perf_counter_ns()))
 
-        await asyncio.gather(*(slot() for _ in range(slots)))
+        await asyncio.gather(*(slot(number) for number in range(slots)))
         return records
 
     def arrivals(self) -> Iterator[float]:
@@ -342,7 +369,6 @@ class _Runner:
 
 async def run_load(config: LoadConfig, progress: LoadProgress | None = None) -> LoadRun:
     """Run the load test of ``config`` in the running event loop; return its records."""
-    aiohttp = _aiohttp()
     if config.concurrency is not None and config.concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     if not config.request_rate > 0:
@@ -350,15 +376,23 @@ async def run_load(config: LoadConfig, progress: LoadProgress | None = None) -> 
     if math.isinf(config.request_rate) and config.concurrency is None:
         raise ValueError("give a concurrency, a request rate, or both")
     progress = progress if progress is not None else LoadProgress()
-    bodies = request_bodies(config)
+    runner = _Runner(config, progress, request_bodies(config))
     slots = config.concurrency or 1
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.timeout,
-                                    sock_read=config.timeout)  # fmt: skip
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, auto_decompress=False, read_bufsize=1 << 16
-    ) as session:
-        runner = _Runner(config, session, progress, bodies)
+    client = "streamspec (asyncio protocol)"
+    watchdog = None
+    if config.client == "aiohttp":
+        aiohttp = _aiohttp()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.timeout, sock_read=config.timeout
+        )
+        runner.session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False, read_bufsize=1 << 16
+        )
+        client = f"aiohttp {aiohttp.__version__}"
+    else:
+        watchdog = asyncio.create_task(runner.watchdog())
+    try:
         if config.warmup:
             progress.warming_up = True
             await runner.fixed(config.warmup, None, min(slots, config.warmup))
@@ -369,11 +403,18 @@ async def run_load(config: LoadConfig, progress: LoadProgress | None = None) -> 
         count = config.requests_to_send()
         if math.isinf(config.request_rate):
             deadline = None if config.duration is None else time.perf_counter() + config.duration
-            records = await runner.fixed(count, deadline, slots)
+            records = await runner.fixed(count, deadline, slots, config.ramp_up)
         else:
             records = await runner.paced(count, config.duration)
-    return LoadRun(config=config, records=records, started=started, ended=time.time(),
-                   client=f"aiohttp {aiohttp.__version__}")  # fmt: skip
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        runner.close()
+        if runner.session is not None:
+            await runner.session.close()
+    return LoadRun(
+        config=config, records=records, started=started, ended=time.time(), client=client
+    )
 
 
 def run(coroutine_factory: Callable[[], Awaitable[Any]], *, use_uvloop: bool = True) -> Any:
