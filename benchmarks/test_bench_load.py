@@ -29,9 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import subprocess
 import sys
-import resource
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
