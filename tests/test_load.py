@@ -29,7 +29,7 @@ from streamspec.load import (
     summarize_records,
     write_records,
 )
-from streamspec.load._extra import require
+from streamspec._extras import require
 from streamspec.load.generator import endpoint_url, request_bodies
 from streamspec.testing import MockServer
 
@@ -286,7 +286,7 @@ def test_cli_load_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_missing_extra_names_it() -> None:
     with pytest.raises(MissingExtraError, match=r"pip install 'streamspec\[plot\]'"):
-        require("streamspec_no_such_module", "plot")
+        require("streamspec_no_such_module", "plot", "plots")
 
 
 # -- the mock's ground truth --------------------------------------------------------------------

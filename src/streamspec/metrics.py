@@ -75,7 +75,7 @@ from .iterate import aiterate, iterate
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.completions import Choice as _LegacyChoice
 from .types.completions import CreateCompletionResponse
-from .types.stream import CreateChatCompletionStreamResponse
+from .types.stream import CreateChatCompletionStreamResponse, content_text, reasoning_text
 
 __all__ = [
     "LatencySummary",
@@ -264,21 +264,15 @@ def _arguments(calls: Any) -> bool:
 
 
 def _chat_choice(choice: Any) -> tuple[bool, int, int]:
-    """Whether a chat choice carries output, and its content and reasoning characters."""
+    """Whether a chat choice carries output, and its content and reasoning characters.
+
+    Content and reasoning are read with :func:`streamspec.content_text` and
+    :func:`streamspec.reasoning_text` (text and thinking blocks, Magistral's
+    thinking parts, ``reasoning_content`` or ``reasoning`` counted once).
+    """
     delta = choice.delta
-    content = delta.content
-    text = thinking = 0
-    if content.__class__ is str:
-        text = len(content)
-    elif content.__class__ is list:
-        for block in content:
-            if block.type == "text" and block.text.__class__ is str:
-                text += len(block.text)
-            elif block.type == "thinking" and block.thinking.__class__ is str:
-                thinking += len(block.thinking)
-    reasoning = delta.reasoning_content or delta.reasoning
-    if reasoning.__class__ is str:
-        thinking += len(reasoning)
+    text = len(content_text(delta))
+    thinking = len(reasoning_text(delta))
     token = bool(text or thinking or delta.refusal or _arguments(delta.tool_calls))
     if not token:
         call = delta.function_call

@@ -154,9 +154,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.plot:  # fail before the run, not after it
         try:
-            from ..load._extra import require
+            from .._extras import require
 
-            require("matplotlib", "plot")
+            require("matplotlib", "plot", "--plot")
         except MissingExtraError as exc:
             raise Failure(str(exc), 2) from None
     progress = LoadProgress()

@@ -14,7 +14,7 @@ The generator and the plots import their extras only when called.
 
 from __future__ import annotations
 
-from ._extra import MissingExtraError
+from .._extras import MissingExtraError
 from .generator import LoadConfig, LoadProgress, LoadRun, run, run_load
 from .plots import plot_records
 from .records import RequestRecord, read_records, record_from_meter, write_records

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from ..errors import Error
 from ..metrics import StreamKind, StreamMeter
 from ._client import Connection, Target, http_failure
-from ._extra import require
+from .._extras import require
 from .records import RequestRecord, record_from_meter
 
 __all__ = [
@@ -213,7 +213,7 @@ def request_bodies(config: LoadConfig) -> list[bytes]:
 
 
 def _aiohttp() -> Any:
-    return require("aiohttp", "load")
+    return require("aiohttp", "load", "streamspec load --client aiohttp")
 
 
 class _Runner:

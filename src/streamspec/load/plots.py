@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import percentile
-from ._extra import require
+from .._extras import require
 from .records import RequestRecord
 
 __all__ = ["plot_records"]
 
 
 def _pyplot() -> Any:
-    matplotlib = require("matplotlib", "plot")
+    matplotlib = require("matplotlib", "plot", "streamspec load plots")
     matplotlib.use("Agg")  # files only, never a window
-    return require("matplotlib.pyplot", "plot")
+    return require("matplotlib.pyplot", "plot", "streamspec load plots")
 
 
 def _histogram(plt: Any, values: Sequence[float], title: str, unit: str, path: Path) -> None:
