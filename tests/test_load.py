@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from streamspec._extras import require
 from streamspec.cli import main
 from streamspec.load import (
     LoadConfig,
@@ -29,7 +30,6 @@ from streamspec.load import (
     summarize_records,
     write_records,
 )
-from streamspec._extras import require
 from streamspec.load.generator import endpoint_url, request_bodies
 from streamspec.testing import MockServer
 

@@ -124,7 +124,7 @@ def test_http_error_bodies(split: str) -> None:
                     "Transfer-Encoding: chunked") + chunked(body, 7)  # fmt: skip
     [record] = serve(response, split)
     assert (record.status, record.error_kind) == ("error", "http_429")
-    assert record.error == "HTTP 429: slow down"
+    assert record.error == "HTTP 429: slow down type=rate_limit"
 
 
 def test_json_instead_of_a_stream() -> None:

@@ -236,9 +236,12 @@ def error_kind(exc: BaseException) -> str:
         return "too_large"
     if isinstance(exc, TruncatedStreamError):
         return "truncated"
-    status = getattr(exc, "status", None)
+    status = getattr(exc, "status_code", getattr(exc, "status", None))
     if isinstance(status, int) and status >= 400:
         return f"http_{status}"
+    transport = getattr(exc, "kind", None)  # streamspec.http.TransportError
+    if transport in ("connect", "timeout", "broken"):
+        return {"connect": "connection", "timeout": "timeout", "broken": "truncated"}[transport]
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, OSError | ConnectionError | EOFError):

@@ -68,7 +68,6 @@ import threading
 import time
 from typing import IO, Any, ClassVar
 
-import msgspec
 from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
@@ -163,18 +162,12 @@ class _Records:
 _ERROR_BODY = 300
 
 
-def _error_message(body: bytes) -> str:
-    """The message of an HTTP error body (OpenAI's ``{"error": {"message"}}`` and variants)."""
-    from ..decoder import error_object
+def _error_message(status: int, body: bytes, content_type: str) -> str:
+    """An HTTP error response in one line, worded as :class:`streamspec.http.HTTPStatusError`."""
+    from ..http import HTTPStatusError, parse_error_body
 
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        value = None
-    if isinstance(value, dict) and value.get("error") not in (None, ""):
-        return error_object(value["error"], value.get("error_type")).message
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return text[:_ERROR_BODY] or "(empty body)"
+    error = parse_error_body(body, status=status, content_type=content_type)
+    return HTTPStatusError(status, error).message
 
 
 def _mark(response: ResponseContextManager, failure: str | None) -> None:
@@ -277,12 +270,13 @@ class ChatCompletionUser(FastHttpUser):
             meter.fail(f"connection error: {error or 'no response'}", "error", "connection")
             return self._finish(response, meter, 0)
         if response.status_code >= 400:
-            try:
-                message = _error_message(response.content or b"")
-            except Exception:  # the body could not be read either
-                message = str(error) if error else "(no body)"
             status = response.status_code
-            meter.fail(f"HTTP {status}: {message}", "error", f"http_{status}")
+            try:
+                kind = str(response.headers.get("Content-Type", "")) if response.headers else ""
+                message = _error_message(status, response.content or b"", kind)
+            except Exception:  # the body could not be read either
+                message = f"HTTP {status}: {error or '(no body)'}"
+            meter.fail(message, "error", f"http_{status}")
             return self._finish(response, meter, 0)
         size = 0
         try:

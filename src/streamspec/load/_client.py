@@ -32,24 +32,15 @@ __all__ = ["Connection", "Target", "http_failure"]
 
 _MAX_HEAD = 64 << 10
 _MAX_ERROR_BODY = 64 << 10
-_ERROR_TEXT = 300
 
 
-def http_failure(status: int, body: bytes) -> str:
-    """``HTTP <status>: <the server's message>`` from an error body (OpenAI's shape or text)."""
-    import json
+def http_failure(status: int, body: bytes, content_type: str = "") -> str:
+    """The one-line message of an HTTP error response, as :class:`streamspec.http.HTTPStatusError`
+    words it (the server's message, type and code, from any of the usual body shapes)."""
+    from ..http import HTTPStatusError, parse_error_body
 
-    from ..decoder import error_object
-
-    try:
-        value = json.loads(body)
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and value.get("error") not in (None, ""):
-        message = error_object(value["error"], value.get("error_type")).message
-    else:
-        message = " ".join(body.decode("utf-8", "replace").split())[:_ERROR_TEXT]
-    return f"HTTP {status}: {message or '(empty body)'}"
+    error = parse_error_body(body, status=status, content_type=content_type)
+    return HTTPStatusError(status, error).message
 
 
 class Target:
@@ -93,6 +84,7 @@ class _Exchange(asyncio.Protocol):
         self._left = 0  # chunked: bytes left in the chunk (-1: its CRLF); length: bytes left
         self._pending = bytearray()  # chunked framing cut between reads
         self._error_body: bytearray | None = None
+        self._content_type = ""
         self._closed = False
 
     # -- asyncio callbacks -------------------------------------------------------------------
@@ -161,7 +153,7 @@ class _Exchange(asyncio.Protocol):
             self._framing, self._left = "length", int(headers["content-length"] or 0)
         else:
             self._framing, self.reusable = "close", False
-        kind = headers.get("content-type", "")
+        kind = self._content_type = headers.get("content-type", "")
         if self._status >= 400 or (self._status == 200 and "json" in kind) or self._status != 200:
             self._error_body = bytearray()
         if self._framing == "length" and self._left == 0:
@@ -226,7 +218,10 @@ class _Exchange(asyncio.Protocol):
         errors = self._error_body
         if errors is not None:
             kind = f"http_{self._status}" if self._status >= 400 else "not_a_stream"
-            meter.fail(http_failure(self._status, bytes(errors)), "error", kind)
+            text = http_failure(self._status, bytes(errors), self._content_type)
+            if kind == "not_a_stream":
+                text = "not an event stream: " + text.split(": ", 1)[-1]
+            meter.fail(text, "error", kind)
         else:
             with contextlib.suppress(Error):  # recorded by the meter
                 meter.close()

@@ -33,10 +33,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._extras import require
 from ..errors import Error
 from ..metrics import StreamKind, StreamMeter
 from ._client import Connection, Target, http_failure
-from .._extras import require
 from .records import RequestRecord, record_from_meter
 
 __all__ = [
@@ -277,10 +277,11 @@ class _Runner:
                 if response.status >= 400:
                     text = await response.read()
                     status = response.status
-                    meter.fail(http_failure(status, text), "error", f"http_{status}")
+                    meter.fail(http_failure(status, text, kind), "error", f"http_{status}")
                 elif not kind.startswith("text/event-stream") and "json" in kind:
                     text = await response.read()
-                    meter.fail(http_failure(response.status, text), "error", "not_a_stream")
+                    message = http_failure(response.status, text, kind).split(": ", 1)[-1]
+                    meter.fail(f"not an event stream: {message}", "error", "not_a_stream")
                 else:
                     read = response.content.readany
                     feed = meter.feed

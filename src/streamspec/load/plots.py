@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..metrics import percentile
 from .._extras import require
+from ..metrics import percentile
 from .records import RequestRecord
 
 __all__ = ["plot_records"]
