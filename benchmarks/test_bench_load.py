@@ -275,8 +275,13 @@ def test_client_cost(benchmark: Any, mock: MockProcess) -> None:
                 lambda: _openai_sdk(mock.base_url, streams, requests)
             ),
         }
-        for name, measure_one in runs.items():
-            user, system = measure_one()
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(2):  # interleaved rounds; the best of each client
+            for name, measure_one in runs.items():
+                user, system = measure_one()
+                if name not in best or user + system < sum(best[name]):
+                    best[name] = (user, system)
+        for name, (user, system) in best.items():
             figures[f"{name}_user_us_per_token"] = user
             figures[f"{name}_cpu_us_per_token"] = user + system
         mine = figures["streamspec_cpu_us_per_token"]

@@ -270,7 +270,7 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     loaded = list(read_records(records))
     assert summarize_records(loaded, slos={"ttft": 10000})["median_itl_ms"] == data["median_itl_ms"]
     assert len(table.read_text().splitlines()) == 6
-    for name in ("ttft.png", "itl.png", "e2el.png", "throughput.png"):
+    for name in ("ttft.png", "itl.png", "e2el.png", "throughput.png", "overview.png"):
         png = (tmp_path / "plots" / name).read_bytes()
         assert png.startswith(PNG), name
         assert len(png) > 5000, name

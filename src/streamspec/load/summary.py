@@ -14,7 +14,7 @@ the JSON result of vLLM's ``vllm bench serve`` where vLLM has them:
   over ``duration`` (``None`` without SLOs);
 * ``max_output_tokens_per_s``: the most output tokens that arrived within one
   whole second of the run; ``max_concurrent_requests``: the most requests in
-  flight at once;
+  flight at once (from being sent, after any wait for a slot, to their end);
 * for each of ``ttft``, ``tpot``, ``itl`` and ``e2el``: ``mean_<m>_ms``,
   ``median_<m>_ms``, ``std_<m>_ms`` (population), ``min_<m>_ms``,
   ``max_<m>_ms`` and ``p<P>_<m>_ms`` for each requested percentile (linear
@@ -120,8 +120,10 @@ def _peak_tokens_per_second(records: Sequence[RequestRecord], origin: float) -> 
 
 
 def _peak_concurrency(records: Sequence[RequestRecord]) -> int:
+    """The most requests in flight at once (sent, not only due: queueing is not flight)."""
     edges = sorted(
-        [(record.start, 1) for record in records] + [(record.end, -1) for record in records],
+        [(record.start + record.queue_ms / 1000.0, 1) for record in records]
+        + [(record.end, -1) for record in records],
         key=lambda edge: (edge[0], edge[1]),
     )
     peak = current = 0
