@@ -79,7 +79,9 @@ def _draw_throughput(axes: Any, records: Sequence[RequestRecord]) -> None:
     axes.set_xlabel("seconds since start")
     axes.set_ylabel("output tokens / s")
     other = axes.twinx()
-    other.step(range(seconds), flight, where="post", color="#ff7f0e", label="requests active in the second")
+    other.step(
+        range(seconds), flight, where="post", color="#ff7f0e", label="requests active in the second"
+    )
     other.set_ylabel("requests active")
     axes.set_title("Output tokens per second")
     handles = axes.get_legend_handles_labels()[0] + other.get_legend_handles_labels()[0]
