@@ -158,3 +158,31 @@ def test_server_error_inside_the_stream() -> None:
     assert (record.status, record.error_kind) == ("error", "server_error")
     assert record.error is not None
     assert "boom" in record.error
+
+
+def test_a_stalled_stream_times_out() -> None:
+    """The server sends the head and one event, then nothing: the request fails with timeout."""
+
+    async def main() -> list[RequestRecord]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            event = b"data: " + json.dumps(EVENTS[1]).encode() + b"\n\n"
+            writer.write(
+                head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + chunked(event)[:-5]
+            )
+            await writer.drain()
+            await reader.read()  # until the client gives up and closes
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = LoadConfig(url=f"http://127.0.0.1:{port}/v1", model="m", concurrency=1,
+                            num_requests=1, timeout=0.2)  # fmt: skip
+        try:
+            return (await run_load(config)).records
+        finally:
+            server.close()
+
+    [record] = run(main)
+    assert (record.status, record.error_kind) == ("error", "timeout")
+    assert record.token_chunks == 1  # what arrived before is kept

@@ -7,16 +7,31 @@ clock that the test advances by hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
 from splitting import FIXTURE_NAMES, MANIFEST, fixture
-from streamspec import Error, MalformedEventError, StreamError
-from streamspec.metrics import LatencySummary, StreamMeter, StreamMetrics
+from streamspec import (
+    CreateCompletionResponse,
+    Error,
+    MalformedEventError,
+    StreamError,
+    iter_chunks,
+)
+from streamspec.metrics import (
+    LatencySummary,
+    StreamMeter,
+    StreamMetrics,
+    error_kind,
+    is_token_chunk,
+    summarize,
+)
 from streamspec.samples import sample_stream, synthetic_stream
 
 MS = 1_000_000  # nanoseconds per millisecond
@@ -384,3 +399,126 @@ def test_line_by_line_reads() -> None:
     metrics = meter_stream(list(_lines(fixture("xinference_text.sse"))))
     assert metrics.status == "complete"
     assert metrics.chunks == MANIFEST["xinference_text.sse"]["n_chunks"]
+
+
+# -- token chunks, legacy streams and error kinds -------------------------------------------------
+
+COMPLETIONS = Path(__file__).resolve().parent.parent / "fixtures" / "streams" / "completions"
+LEGACY = json.loads((COMPLETIONS / "MANIFEST.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY))
+@pytest.mark.parametrize("reads", ["whole", "events", "bytes"])
+def test_legacy_completions_streams(name: str, reads: str) -> None:
+    entry = LEGACY[name]
+    data = (COMPLETIONS / name).read_bytes()
+    pieces = {"whole": [data], "events": events(data),
+              "bytes": [data[i : i + 1] for i in range(len(data))]}[reads]  # fmt: skip
+    meter = StreamMeter(kind="completions")
+    with contextlib.suppress(Error):
+        for _ in meter.iter(pieces):
+            pass
+    metrics = meter.result()
+    assert metrics.status == "complete"
+    assert metrics.chunks == entry["n_chunks"]
+    texts = entry["text_by_index"]
+    assert metrics.content_chars == sum(len(text) for text in texts if text)
+    # Every chunk with non-empty text is a token chunk; with one choice, that is one per text.
+    decoded = list(iter_chunks([data], CreateCompletionResponse))
+    expected = sum(1 for c in decoded if any(choice.text for choice in c.choices))
+    assert metrics.token_chunks == expected
+    usage = entry["usage"]
+    if usage is not None and "completion_tokens" in usage:
+        assert (metrics.output_tokens, metrics.output_tokens_basis) == (
+            usage["completion_tokens"],
+            "usage",
+        )
+
+
+@pytest.mark.parametrize(
+    ("delta", "token"),
+    [
+        ({"content": "x"}, True),
+        ({"content": ""}, False),
+        ({"role": "assistant", "content": ""}, False),
+        ({}, False),
+        ({"reasoning_content": "think"}, True),
+        ({"reasoning": "think"}, True),
+        ({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Ok"}]}]}, True),
+        ({"content": [{"type": "text", "text": ""}]}, False),
+        ({"content": [{"type": "text", "text": "a"}]}, True),
+        ({"refusal": "no"}, True),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}, False),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '{"a'}}]}, True),
+        ({"function_call": {"arguments": "{}"}}, True),
+    ],
+)
+def test_token_chunk_definition(delta: dict[str, Any], token: bool) -> None:
+    data = sse(chunk(delta))[0]
+    [decoded] = StreamMeter().feed(data)
+    assert is_token_chunk(decoded) is token
+    meter = StreamMeter()
+    meter.feed(data)
+    assert meter.result().token_chunks == int(token)
+
+
+def test_magistral_thinking_counts_as_reasoning() -> None:
+    metrics = meter_stream(events(fixture("mistral_magistral_thinking.sse")))
+    assert metrics.reasoning_chars > 0
+    assert metrics.ttft_ms is not None
+
+
+def test_n2_chunks_count_once() -> None:
+    two = chunk()
+    two["choices"] = [
+        {"index": 0, "delta": {"content": "a"}, "finish_reason": None},
+        {"index": 1, "delta": {"content": "bc"}, "finish_reason": None},
+    ]
+    metrics = meter_stream(sse(two, "[DONE]"))
+    assert (metrics.token_chunks, metrics.content_chars) == (1, 3)
+
+
+def test_done_in_the_read_of_the_last_token() -> None:
+    clock = FakeClock(0)
+    meter = StreamMeter(clock=clock)
+    feed_at(meter, clock, 30, sse(chunk({"content": "a"}))[0])
+    feed_at(meter, clock, 50, b"".join(sse(chunk({"content": "b"}), "[DONE]")))
+    feed_at(meter, clock, 90, b"")  # a read after [DONE] changes nothing
+    assert meter.close() == []
+    metrics = meter.result()
+    assert (metrics.ttft_ms, metrics.e2el_ms) == (pytest.approx(30), pytest.approx(50))
+    assert metrics.tpot_ms == pytest.approx(20)
+
+
+@pytest.mark.parametrize(
+    ("reads", "kind"),
+    [
+        ([b"data: {nope}\n\n"], "malformed"),
+        ([b'data: {"error": {"message": "x"}}\n\n'], "server_error"),
+        ([b'data: {"choices": [{"index": 0, "delta": {"content": "a"'], "truncated"),
+    ],
+)
+def test_error_kinds(reads: list[bytes], kind: str) -> None:
+    metrics = meter_stream(reads)
+    assert metrics.error_kind == kind
+    assert metrics.status == ("truncated" if kind == "truncated" else "error")
+
+
+def test_fail_with_transport_errors() -> None:
+    for exc, kind in (
+        (TimeoutError("slow"), "timeout"),
+        (ConnectionResetError("reset"), "connection"),
+    ):
+        meter = StreamMeter()
+        meter.fail_with(exc)
+        assert meter.result().error_kind == kind
+    assert error_kind(ValueError("x")) == "ValueError"
+
+
+def test_summarize_is_order_free() -> None:
+    values = [0.1 * i for i in range(1, 200)]
+    shuffled = values[::-1]
+    assert summarize(values) == summarize(shuffled)
+    summary = summarize([10.0, 20.0])
+    assert summary is not None
+    assert (summary.p50, summary.std, summary.min) == (15.0, 5.0, 10.0)

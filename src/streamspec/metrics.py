@@ -378,6 +378,7 @@ class StreamMeter:
                         and content
                         and not choice.finish_reason
                         and not chunk.usage
+                        and not self.decoder.done
                     ):
                         self._content += len(content)
                         self._tokens.append(now)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,7 +75,7 @@ class _Exchange(asyncio.Protocol):
         self.reused = False  # the request in progress is not the connection's first
         self.retry = False
         self._requests = 0
-        self.last_read = 0.0
+        self.reads = 0  # reads so far (the watchdog compares it between its rounds)
         self._head = bytearray()
         self._in_head = True
         self._status = 0
@@ -96,7 +95,7 @@ class _Exchange(asyncio.Protocol):
         if self.meter is None:  # nothing asked: the server spoke out of turn
             self.reusable = False
             return
-        self.last_read = time.monotonic()
+        self.reads += 1
         if self._in_head:
             self._head += data
             end = self._head.find(b"\r\n\r\n")
@@ -172,6 +171,18 @@ class _Exchange(asyncio.Protocol):
                 meter.feed(data)
 
     def _chunked(self, data: bytes) -> None:
+        # The usual read is exactly one chunk, ``<hex size>\r\n<payload>\r\n``: one search.
+        if not self._left and not self._pending:
+            line_end = data.find(b"\r\n", 0, 18)
+            if line_end > 0:
+                try:
+                    size = int(data[:line_end], 16)
+                except ValueError:
+                    size = -1
+                start = line_end + 2
+                if size > 0 and len(data) == start + size + 2 and data.endswith(b"\r\n"):
+                    self._payload(data[start:-2])
+                    return
         if self._pending:
             data = bytes(self._pending) + data
             self._pending.clear()
@@ -278,7 +289,6 @@ class _Exchange(asyncio.Protocol):
         self._in_head = True
         self._error_body = None
         self._status = 0
-        self.last_read = time.monotonic()
         self.finished = asyncio.get_running_loop().create_future()
         self.transport.write(request)
         return self.finished
@@ -331,12 +341,12 @@ class Connection:
             exchange = self.exchange = protocol
         await exchange.start(meter, request)
 
-    def idle_for(self, now: float) -> float:
-        """Seconds since the request in progress last received bytes (0 if none is)."""
+    def progress(self) -> tuple[int, int] | None:
+        """(which request, reads so far) while a request is in progress, else None."""
         exchange = self.exchange
         if exchange is None or exchange.meter is None:
-            return 0.0
-        return now - exchange.last_read
+            return None
+        return id(exchange.meter), exchange.reads
 
     def time_out(self, seconds: float) -> None:
         """Fail the request in progress: nothing arrived for ``seconds``."""

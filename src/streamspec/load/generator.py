@@ -299,12 +299,24 @@ class _Runner:
     async def watchdog(self) -> None:
         """Fail requests that received nothing for ``timeout`` seconds (own client only)."""
         timeout = self.config.timeout
+        tick = min(1.0, timeout / 4)
+        quiet: dict[Connection, tuple[tuple[int, int], float]] = {}  # progress, since when
         while True:
-            await asyncio.sleep(min(1.0, timeout / 4))
+            await asyncio.sleep(tick)
             now = time.monotonic()
             for connection in list(self.busy):
-                if connection.idle_for(now) > timeout:
+                state = connection.progress()
+                if state is None:
+                    quiet.pop(connection, None)
+                    continue
+                seen = quiet.get(connection)
+                if seen is None or seen[0] != state:
+                    quiet[connection] = (state, now)
+                elif now - seen[1] >= timeout:
                     connection.time_out(timeout)
+                    quiet.pop(connection, None)
+            for connection in [c for c in quiet if c not in self.busy]:
+                del quiet[connection]
 
     def close(self) -> None:
         for connection in self.idle + list(self.busy):
