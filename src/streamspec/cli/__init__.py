@@ -46,7 +46,7 @@ import argparse
 import os
 import sys
 
-from . import bench, check, decode
+from . import bench, check, decode, load, report
 from ._common import PROG, Failure, error
 
 __all__ = ["main"]
@@ -64,6 +64,8 @@ def _parser(with_bench: bool) -> argparse.ArgumentParser:
     decode.add_parser(commands)
     check.add_parser(commands)
     bench.add_parser(commands, with_bench)
+    load.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 
