@@ -5,6 +5,7 @@
     streamspec decode [PATH | - | URL]   print the text of choice 0 as it arrives
     streamspec check PATH [--strict]     list what is malformed (or off-spec) in a stream
     streamspec bench                     time decoding against other libraries
+    streamspec serve UPSTREAM_URL        run the accounting gateway (extra gateway)
 
 Each command is a module of this package with ``add_parser(commands)`` and
 ``run(args) -> int``: a thin layer over the library (``decode``, ``check``,
@@ -39,7 +40,7 @@ import argparse
 import os
 import sys
 
-from . import bench, check, decode
+from . import bench, check, decode, serve
 from ._common import PROG, Failure, error
 
 __all__ = ["main"]
@@ -57,6 +58,7 @@ def _parser(with_bench: bool) -> argparse.ArgumentParser:
     decode.add_parser(commands)
     check.add_parser(commands)
     bench.add_parser(commands, with_bench)
+    serve.add_parser(commands)
     return parser
 
 
