@@ -43,6 +43,10 @@ class _Shape(msgspec.Struct, gc=False):
 
 _decode_shape = msgspec.json.Decoder(_Shape).decode
 _EMPTY_LIST = re.compile(rb"\[[ \t\r\n]*\]")
+# A top-level "usage": null, or "model": "...", when the key appears once in the payload
+# (the quoted key can only be a string token: once, and at the top level, it is the key).
+_USAGE_NULL = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*null')
+_MODEL_STRING = re.compile(rb'"model"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*(?:\\.[^"\\]*)*)"')
 
 
 class StreamEditor:
@@ -65,11 +69,39 @@ class StreamEditor:
         return self.strip_usage or self.model is not None
 
     def payload(self, payload: bytes) -> bytes | None:
-        """One event's data: the edited payload, or None to drop the event."""
+        """One event's data: the edited payload, or None to drop the event.
+
+        The usual chunk (one ``"usage": null`` after the choices, one string
+        ``model``) is edited without decoding anything; any other shape is
+        decoded into :class:`_Shape` first.
+        """
+        model = self.model
+        if self.strip_usage:
+            at = payload.find(_USAGE_KEY)
+            if at >= 0:
+                once = payload.find(_USAGE_KEY, at + 7) < 0
+                null = _USAGE_NULL.match(payload, at) if once else None
+                if null is None:
+                    return self._decoded(payload)
+                if payload[at - 1] == 44:  # the comma before the member
+                    payload = payload[: at - 1] + payload[null.end() :]
+                else:
+                    payload = remove_member(payload, "usage")
+        if model is None:
+            return payload
+        at = payload.find(_MODEL_KEY)
+        if at < 0:
+            return payload
+        if payload.find(_MODEL_KEY, at + 7) < 0:
+            value = _MODEL_STRING.match(payload, at)
+            if value is not None:
+                return payload[: value.start(1) - 1] + model + payload[value.end(1) + 1 :]
+        return self._decoded(payload)
+
+    def _decoded(self, payload: bytes) -> bytes | None:
+        """:meth:`payload` for any shape: the top-level members are looked at first."""
         strip = self.strip_usage and _USAGE_KEY in payload
         model = self.model
-        if not strip and (model is None or _MODEL_KEY not in payload):
-            return payload
         try:
             shape = _decode_shape(payload)
         except msgspec.DecodeError:  # not a chunk: relayed as it is
@@ -88,6 +120,18 @@ class StreamEditor:
 
     def edit(self, region: bytes) -> bytes:
         """Edit the complete events in ``region`` (it ends on an event boundary)."""
+        if region[:5] == b"data:" and region.find(b"\n") == len(region) - 2 and region[-1] == 10:
+            # The usual read: one event of one data line.
+            start = 6 if region[5] == 32 else 5
+            payload = region[start:-2]
+            new = self.payload(payload)
+            if new is payload:
+                return region
+            return region[:start] + new + b"\n\n" if new is not None else b""
+        return self._events(region)
+
+    def _events(self, region: bytes) -> bytes:
+        """:meth:`edit` for any number of events, of any shape."""
         if b"\r" in region:
             return self._general(region)
         parts: list[bytes | None] = list(region.split(b"\n\n"))
