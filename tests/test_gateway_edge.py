@@ -425,13 +425,16 @@ def _rss() -> int:
 async def _load(url: str, count: int, seed: int) -> list[str]:
     """``count`` streams, a third cut by the client after a random number of chunks."""
     rng = random.Random(seed)
+    # None: read to the end (half of them from an upstream with a non-latin-1 request id);
+    # a number: cut after that many events.
     plans = [rng.choice([None, None, rng.randint(1, 6)]) for _ in range(count)]
+    hostile = [rng.random() < 0.5 for _ in range(count)]
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(timeout=10, limits=limits) as client:
         semaphore = asyncio.Semaphore(32)
 
-        async def one(cut: int | None) -> str:
-            model = "openai" if cut is None else f"stall-{cut}"
+        async def one(cut: int | None, odd_headers: bool) -> str:
+            model = ("headers" if odd_headers else "openai") if cut is None else f"stall-{cut}"
             body = {"model": model, "messages": MESSAGES, "stream": True}
             async with semaphore, client.stream(
                 "POST", url + "/chat/completions", json=body,
@@ -446,7 +449,7 @@ async def _load(url: str, count: int, seed: int) -> list[str]:
                         break  # leaves the block: the connection is closed mid-body
             return "complete" if cut is None else "client_disconnected"
 
-        return list(await asyncio.gather(*(one(cut) for cut in plans)))
+        return list(await asyncio.gather(*map(one, plans, hostile)))
 
 
 def test_load_with_client_cuts(upstream: tuple[HostileUpstream, str]) -> None:

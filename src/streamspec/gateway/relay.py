@@ -149,7 +149,10 @@ class StreamRelay(Response):
         idle = settings.idle_timeout
         clock = anyio.current_time
         total = clock() + settings.total_timeout - (time.perf_counter() - exchange.started)
-        deadline = anyio.CancelScope(deadline=min(total, clock() + idle))
+        # The idle deadline moves at most every idle/8 s (each move reschedules a timer): it
+        # fires between idle and 9/8 idle after the last complete event.
+        slack = idle / 8
+        deadline = anyio.CancelScope(deadline=min(total, clock() + idle + slack))
         waiting_first = True
         message: Message = {"type": "http.response.body", "body": b"", "more_body": True}
         try:
@@ -180,7 +183,9 @@ class StreamRelay(Response):
                     else:
                         out = self._take(pending, data, min(end, received) - sent)
                     sent = end
-                    deadline.deadline = min(total, clock() + idle)
+                    now = clock()
+                    if deadline.deadline < now + idle and deadline.deadline < total:
+                        deadline.deadline = min(total, now + idle + slack)
                     if edit is not None:
                         out = edit(out)
                     if out:
