@@ -37,13 +37,18 @@ from operator import sub
 from typing import Literal
 
 import msgspec
+from msgspec import UnsetType
 
 from .decoder import ChunkDecoder
 from .errors import Error, StreamError, TruncatedStreamError
 from .iterate import aiterate, iterate
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.common import CompletionUsage
-from .types.stream import ChatCompletionStreamContentBlock, CreateChatCompletionStreamResponse
+from .types.stream import (
+    ChatCompletionStreamContentBlock,
+    CreateChatCompletionStreamResponse,
+    reasoning_text,
+)
 
 __all__ = ["LatencySummary", "StreamMeter", "StreamMetrics", "StreamStatus"]
 
@@ -145,14 +150,19 @@ def _summarize(values_ns: Iterable[int]) -> LatencySummary | None:
     )
 
 
+def _count(value: int | UnsetType) -> int | None:
+    """A usage count, or None when the server left it out."""
+    return value if isinstance(value, int) else None
+
+
 def _blocks(blocks: list[ChatCompletionStreamContentBlock]) -> tuple[int, int]:
     """Characters of text and of thinking in a list of content blocks."""
     text = thinking = 0
     for block in blocks:
         if block.type == "text" and block.text.__class__ is str:
             text += len(block.text)
-        elif block.type == "thinking" and block.thinking.__class__ is str:
-            thinking += len(block.thinking)
+        elif block.type == "thinking":
+            thinking += len(reasoning_text(block))
     return text, thinking
 
 
@@ -329,12 +339,13 @@ class StreamMeter:
         usage = self._usage
         basis: Literal["usage", "chunks"] | None = None
         rate = None
-        tokens = usage.completion_tokens if usage is not None else self._token_chunks
+        completion = _count(usage.completion_tokens) if usage is not None else None
+        tokens = completion if completion is not None else self._token_chunks
         if self._first_token is not None and self._last_token is not None:
             span = self._last_token - self._first_token
             if span > 0 and tokens > 1:
                 rate = (tokens - 1) / (span * 1e-9)
-                basis = "usage" if usage is not None else "chunks"
+                basis = "usage" if completion is not None else "chunks"
         return StreamMetrics(
             status=status,
             error=error,
@@ -347,9 +358,9 @@ class StreamMeter:
             time_to_first_token_ms=first_token,
             duration_ms=duration,
             inter_chunk_ms=gaps,
-            prompt_tokens=usage.prompt_tokens if usage is not None else None,
-            completion_tokens=usage.completion_tokens if usage is not None else None,
-            total_tokens=usage.total_tokens if usage is not None else None,
+            prompt_tokens=_count(usage.prompt_tokens) if usage is not None else None,
+            completion_tokens=completion,
+            total_tokens=_count(usage.total_tokens) if usage is not None else None,
             tokens_per_second=rate,
             tokens_per_second_basis=basis,
         )
