@@ -21,32 +21,21 @@ Modules, by concept:
 * :mod:`~streamspec.gateway.upstream`: the body sent upstream, the headers
   relayed back, upstream error bodies;
 * :mod:`~streamspec.gateway.hooks`: ``on_request`` / ``on_complete``;
-* :mod:`~streamspec.gateway.record`: :class:`GatewayRecord` and the folding
-  of legacy completions;
+* :mod:`~streamspec.gateway.record`: :class:`GatewayRecord`;
 * :mod:`~streamspec.gateway.settings`: limits and timeouts;
 * :mod:`~streamspec.gateway.metrics`: Prometheus metrics (extra ``prometheus``).
 """
 
 from __future__ import annotations
 
-try:
-    import anyio  # noqa: F401
-    import httpx  # noqa: F401
-    import starlette  # noqa: F401
-except ImportError as exc:
-    raise ImportError(
-        f"streamspec.gateway needs the gateway extra ({exc.name} is missing):"
-        " install streamspec[gateway]"
-    ) from exc
-
+from . import _extra  # noqa: F401  (first: a missing dependency names the extra)
 from .app import create_app
 from .hooks import Admission, GatewayRequest, Rejection
-from .record import CompletionAccumulator, ErrorKind, GatewayRecord, GatewayStatus
+from .record import ErrorKind, GatewayRecord, GatewayStatus
 from .settings import GatewaySettings
 
 __all__ = [
     "Admission",
-    "CompletionAccumulator",
     "ErrorKind",
     "GatewayRecord",
     "GatewayRequest",

@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..accumulate import ChunkAccumulator
+from ..accumulate_completions import CompletionAccumulator
 from ..decoder import ChunkDecoder
 from ..types.completions import CreateCompletionResponse
 from ..types.response import CreateChatCompletionResponse
@@ -34,7 +35,7 @@ from ..types.stream import CreateChatCompletionStreamResponse
 from .edit import StreamEditor, edit_response
 from .exchange import Exchange
 from .hooks import Admission, GatewayRequest, OnComplete, OnRequest, Rejection, call_hook
-from .record import CompletionAccumulator, Endpoint, GatewayRecord
+from .record import Endpoint, GatewayRecord
 from .relay import StreamRelay
 from .settings import GatewaySettings
 from .upstream import (
@@ -473,12 +474,17 @@ def _auth_error() -> Response:
 def _access_line(record: GatewayRecord) -> str:
     """One ``key=value`` line per request: status, model, tokens, duration, TTFT."""
     usage = record.usage
-    tokens = (
-        f"prompt_tokens={usage.prompt_tokens} completion_tokens={usage.completion_tokens}"
-        f" total_tokens={usage.total_tokens}"
-        if usage is not None
-        else "usage=none"
-    )
+    if usage is None:
+        tokens = "usage=none"
+    else:
+        tokens = " ".join(
+            f"{name}={value if isinstance(value, int) else '?'}"
+            for name, value in (
+                ("prompt_tokens", usage.prompt_tokens),
+                ("completion_tokens", usage.completion_tokens),
+                ("total_tokens", usage.total_tokens),
+            )
+        )
     ttft = f"{record.ttft * 1000:.1f}" if record.ttft is not None else "-"
     parts = [
         f"endpoint={record.endpoint}",

@@ -19,23 +19,21 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from prometheus_client import (
-        CONTENT_TYPE_LATEST,
-        CollectorRegistry,
-        Counter,
-        Histogram,
-        generate_latest,
-    )
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "streamspec.gateway metrics need prometheus-client: install streamspec[prometheus]"
-    ) from exc
+from .._extras import require
 
-from starlette.requests import Request
-from starlette.responses import Response
+require("prometheus_client", "prometheus", "streamspec.gateway metrics")
 
-from .record import GatewayRecord
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+from .record import GatewayRecord  # noqa: E402
 
 __all__ = ["GatewayMetrics"]
 
@@ -83,8 +81,10 @@ class GatewayMetrics:
             self.errors.labels(endpoint, record.error_kind).inc()
         usage = record.usage
         if usage is not None:
-            self.tokens.labels(endpoint, model, "prompt").inc(usage.prompt_tokens or 0)
-            self.tokens.labels(endpoint, model, "completion").inc(usage.completion_tokens or 0)
+            for kind, count in (("prompt", usage.prompt_tokens),
+                                ("completion", usage.completion_tokens)):  # fmt: skip
+                if isinstance(count, int):
+                    self.tokens.labels(endpoint, model, kind).inc(count)
         elif record.status == "complete":
             self.usage_missing.labels(endpoint, model).inc()
         if record.ttft is not None:

@@ -1,25 +1,21 @@
-"""What the gateway reports for each request: :class:`GatewayRecord`, and the folding behind it.
+"""What the gateway reports for each request: :class:`GatewayRecord`.
 
-Chat completions are folded by :class:`~streamspec.accumulate.ChunkAccumulator`;
+Chat completions are folded by :class:`~streamspec.accumulate.ChunkAccumulator`,
 legacy completions (``"object": "text_completion"`` chunks) by
-:class:`CompletionAccumulator`: text concatenated per choice ``index``, the
-last non-empty ``finish_reason``, the last usage object.
+:class:`~streamspec.accumulate_completions.CompletionAccumulator`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from ..types.common import CompletionUsage
-from ..types.completions import Choice, CreateCompletionResponse, Logprobs
+from ..types.completions import CreateCompletionResponse
 from ..types.response import CreateChatCompletionResponse
 
 __all__ = [
-    "CompletionAccumulator",
     "Endpoint",
     "ErrorKind",
     "GatewayRecord",
@@ -96,82 +92,6 @@ class GatewayRecord(msgspec.Struct, kw_only=True):
     request_id: str | None = None
     duration: float = 0.0
     ttft: float | None = None
-
-
-class _Text:
-    __slots__ = ("finish_reason", "index", "logprobs", "text")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.text: list[str] = []
-        self.finish_reason: str | UnsetType | None = UNSET
-        self.logprobs: Logprobs | UnsetType | None = UNSET
-
-
-class CompletionAccumulator:
-    """Folds legacy ``text_completion`` chunks into one :class:`CreateCompletionResponse`.
-
-    The same interface as :class:`~streamspec.accumulate.ChunkAccumulator`:
-    ``add``, ``extend``, ``result``, ``snapshot`` and ``chunks``. Logprobs are
-    kept from the first chunk that carries them only.
-    """
-
-    __slots__ = ("_choices", "_head", "_usage", "chunks")
-
-    def __init__(self) -> None:
-        self._choices: dict[int, _Text] = {}
-        self._head: CreateCompletionResponse | None = None
-        self._usage: CompletionUsage | UnsetType | None = UNSET
-        self.chunks = 0
-
-    def add(self, chunk: CreateCompletionResponse) -> None:
-        self.extend((chunk,))
-
-    def extend(self, chunks: Iterable[CreateCompletionResponse]) -> None:
-        choices = self._choices
-        for chunk in chunks:
-            self.chunks += 1
-            if self._head is None and chunk.id is not UNSET:
-                self._head = chunk
-            usage = chunk.usage
-            if usage:
-                self._usage = usage
-            elif usage is None and self._usage is UNSET:
-                self._usage = None
-            for choice in chunk.choices:
-                state = choices.get(choice.index)
-                if state is None:
-                    state = choices[choice.index] = _Text(choice.index)
-                state.text.append(choice.text)
-                if choice.finish_reason:
-                    state.finish_reason = choice.finish_reason
-                elif state.finish_reason is UNSET and choice.finish_reason is not UNSET:
-                    state.finish_reason = None
-                if choice.logprobs and state.logprobs is UNSET:
-                    state.logprobs = choice.logprobs
-
-    def result(self) -> CreateCompletionResponse:
-        head = self._head
-        return CreateCompletionResponse(
-            id=head.id if head else UNSET,
-            object="text_completion",
-            created=head.created if head else UNSET,
-            model=head.model if head else UNSET,
-            choices=[
-                Choice(
-                    text="".join(state.text),
-                    index=state.index,
-                    logprobs=state.logprobs,
-                    finish_reason=state.finish_reason,
-                )
-                for _, state in sorted(self._choices.items())
-            ],
-            system_fingerprint=head.system_fingerprint if head else UNSET,
-            usage=self._usage,
-        )
-
-    def snapshot(self) -> CreateCompletionResponse:
-        return self.result()
 
 
 def empty_response(endpoint: Endpoint) -> CreateChatCompletionResponse | CreateCompletionResponse:

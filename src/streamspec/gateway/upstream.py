@@ -7,7 +7,8 @@
   ``x-ratelimit-*``, ``retry-after``, ``retry-after-ms``, ``x-request-id``,
   ``openai-processing-ms``, taken from the raw header bytes; a value outside
   printable ASCII is dropped (never an error);
-* :func:`error_message`: the message of an upstream error body.
+* :func:`error_message`: the message of an upstream error body
+  (:func:`streamspec.http.parse_error_body`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from ..types.common import ErrorResponse
+from ..http import parse_error_body
 
 __all__ = ["RequestHead", "error_message", "relayed_headers", "request_id", "upstream_body"]
 
@@ -40,7 +41,6 @@ class RequestHead(msgspec.Struct, gc=False):
 
 decode_head = msgspec.json.Decoder(RequestHead).decode
 _decode_members = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-_decode_error = msgspec.json.Decoder(ErrorResponse).decode
 _encode = msgspec.json.encode
 _TRUE = msgspec.Raw(b"true")
 
@@ -87,13 +87,8 @@ def request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def error_message(body: bytes, status: int) -> str:
-    """The message of an upstream error body (OpenAI-shaped or not), or a description."""
-    try:
-        message = _decode_error(body).error.message
-    except (msgspec.DecodeError, AttributeError):
-        message = None
-    if isinstance(message, str) and message:
-        return message
-    text = body[:200].decode("utf-8", "replace").strip()
-    return f"upstream HTTP {status}: {text}" if text else f"upstream HTTP {status}"
+def error_message(body: bytes, status: int, content_type: str = "") -> str:
+    """The message of an upstream error body, whatever its shape (see :mod:`streamspec.http`)."""
+    return parse_error_body(body, status=status, content_type=content_type).message or (
+        f"upstream HTTP {status}"
+    )
