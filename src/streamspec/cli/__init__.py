@@ -5,6 +5,7 @@
     streamspec decode [PATH | - | URL]   print the text of choice 0 as it arrives (chat or legacy)
     streamspec check PATH [--strict]     list what is malformed (or off-spec) in a stream
     streamspec bench                     time decoding against other libraries
+    streamspec serve UPSTREAM_URL        run the accounting gateway (extra gateway)
 
 Each command is a module of this package with ``add_parser(commands)`` and
 ``run(args) -> int``: a thin layer over the library (``decode``, ``check``,
@@ -46,7 +47,7 @@ import argparse
 import os
 import sys
 
-from . import bench, check, decode, load, report
+from . import bench, check, decode, load, report, serve
 from ._common import PROG, Failure, error
 
 __all__ = ["main"]
@@ -66,6 +67,7 @@ def _parser(with_bench: bool) -> argparse.ArgumentParser:
     bench.add_parser(commands, with_bench)
     load.add_parser(commands)
     report.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 
