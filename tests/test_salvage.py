@@ -577,6 +577,48 @@ def test_a_payload_that_is_not_an_object_is_malformed(payload: bytes) -> None:
         ChunkDecoder().feed(b"data: " + payload + b"\n\n")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"choices": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"usage": {"prompt_tokens": "x"}, "extra": '
+        + b'{"a":' * 3000
+        + b"1"
+        + b"}" * 3000
+        + b"}",
+    ],
+)
+def test_a_payload_nested_too_deep_to_walk_is_malformed(payload: bytes) -> None:
+    decoder = ChunkDecoder()
+    data = b"data: " + payload + b"\n\ndata: {}\n\ndata: [DONE]\n\n"
+    with pytest.raises(MalformedEventError, match=r"\$\.(choices|usage)"):
+        decoder.feed(data)
+    assert decoder.feed(b"") == [CreateChatCompletionStreamResponse()]
+    assert decoder.done
+
+
+class Checked(msgspec.Struct):
+    """A user type with its own validation."""
+
+    name: str | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name == "bad":
+            raise ValueError("the name is bad")
+
+
+class Holder(msgspec.Struct):
+    checked: Checked | UnsetType = UNSET
+    count: int | UnsetType = UNSET
+
+
+def test_a_value_the_type_itself_refuses_is_dropped() -> None:
+    [chunk], decoder = feed_all(event({"checked": {"name": "bad"}, "count": 2}), type=Holder)
+    assert chunk == Holder(count=2)
+    [note] = decoder.salvaged.notes
+    assert (note.path, note.dropped, note.reason) == ("$.checked", "$.checked", "the name is bad")
+
+
 def test_invalid_json_is_not_salvaged() -> None:
     with pytest.raises(MalformedEventError, match="JSON"):
         ChunkDecoder().feed(b'data: {"choices": [}\n\n')

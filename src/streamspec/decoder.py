@@ -126,7 +126,7 @@ def _error_in_payload(payload: bytes | str) -> ErrorObject | None:
     """The error a payload reports in a top-level ``error`` member (see :func:`error_report`)."""
     try:
         envelope = _decode_envelope(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested deeper than msgspec goes
         return None
     return error_report(envelope.error, envelope.error_type, alone=envelope.choices is UNSET)
 
@@ -138,7 +138,7 @@ def _error_event_object(data: str) -> ErrorObject:
         return found
     try:
         value = _decode_any(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return ErrorObject(message=data)
     return error_object(value)
 

@@ -137,8 +137,10 @@ def _member(path: str, key: str) -> str:
     return f"{path}.{key}" if _NAME.match(key) else f"{path}[{msgspec.json.encode(key).decode()}]"
 
 
-def _misfit(path: str, exc: msgspec.ValidationError) -> _Misfit:
+def _misfit(path: str, exc: Exception) -> _Misfit:
     """A misfit from msgspec's error for the value at ``path`` (its path is relative)."""
+    if not isinstance(exc, msgspec.ValidationError):  # raised by a type's own code
+        return _Misfit(path, f"{type(exc).__name__}: {exc}")
     match = _AT.match(str(exc))
     assert match is not None  # the pattern matches any string
     reason = match["reason"]
@@ -150,15 +152,16 @@ def _misfit(path: str, exc: msgspec.ValidationError) -> _Misfit:
     return _Misfit(where, reason)
 
 
-def _fits(value: Any, tp: Any) -> msgspec.ValidationError | None:
-    """msgspec's error if ``value`` (plain JSON data) does not decode as ``tp``, else None.
+def _fits(value: Any, tp: Any) -> Exception | None:
+    """The error if ``value`` (plain JSON data) does not decode as ``tp``, else None.
 
     The value is encoded and decoded again, so "fits" means exactly what
     decoding it from the wire would do (``Raw`` fields, string keys and all).
+    Any exception counts: msgspec's, or one a type's ``__post_init__`` raised.
     """
     try:
         _decoder(tp)(_encode_json(value))
-    except msgspec.ValidationError as exc:
+    except Exception as exc:  # whatever the type raises, the value does not fit
         return exc
     return None
 
@@ -313,7 +316,10 @@ def _salvage(
 
     Raises :class:`msgspec.DecodeError` if ``data`` is not JSON.
     """
-    raw = _decode_json(data)
+    try:
+        raw = _decode_json(data)
+    except RecursionError:  # nested deeper than msgspec decodes: nothing to walk
+        return None
     notes: list[tuple[str, str, SalvageAction, str]] = []
     try:
         cleaned = _Walk().fit(raw, tp, "$", notes)
@@ -323,7 +329,7 @@ def _salvage(
         return None
     try:
         value = decode(_encode_json(cleaned))
-    except msgspec.DecodeError:  # convert() and the JSON decoder disagree: keep the error
+    except Exception:  # the type refuses what fits its parts: keep the error
         return None
     return value, notes
 
@@ -423,10 +429,13 @@ class SalvageLog:
     def recover(self, payload: str | bytes, exc: Exception, event: int, offset: int) -> Any:
         """The salvaged chunk of a payload the type rejected with ``exc``, or :data:`UNSALVAGED`.
 
-        Only a :class:`msgspec.ValidationError` (valid JSON, wrong shape) is
-        salvaged; invalid JSON is not.
+        ``exc`` is what decoding raised: a :class:`msgspec.ValidationError`
+        (valid JSON, wrong shape) or an exception of the type's own code.
+        Invalid JSON (any other :class:`msgspec.DecodeError`) is not salvaged.
         """
-        if not self.enabled or not isinstance(exc, msgspec.ValidationError):
+        if not self.enabled or (
+            isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+        ):
             return UNSALVAGED
         try:
             found = _salvage(payload, self._decode, self._type)
