@@ -46,7 +46,8 @@ lists and joined once per :meth:`~ChunkAccumulator.result` or
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from itertools import chain
+from typing import Any, overload
 
 from msgspec import UNSET, UnsetType
 
@@ -57,6 +58,7 @@ from .types.common import (
     CompletionUsage,
     FunctionCall,
 )
+from .types.completions import CreateCompletionResponse
 from .types.response import (
     ChatChoice,
     ChatCompletionResponseMessage,
@@ -548,16 +550,36 @@ class ChunkAccumulator:
         return self.result()
 
 
+@overload
 def accumulate(
     chunks: Iterable[CreateChatCompletionStreamResponse],
-) -> CreateChatCompletionResponse:
+) -> CreateChatCompletionResponse: ...
+
+
+@overload
+def accumulate(chunks: Iterable[CreateCompletionResponse]) -> CreateCompletionResponse: ...
+
+
+def accumulate(
+    chunks: Iterable[CreateChatCompletionStreamResponse] | Iterable[CreateCompletionResponse],
+) -> CreateChatCompletionResponse | CreateCompletionResponse:
     """Fold a stream's chunks into the complete response a non-streamed request returns.
 
     ``chunks`` is any iterable of decoded chunks (for example
     :func:`streamspec.iter_chunks` over the response bytes). Returns a
     :class:`~streamspec.CreateChatCompletionResponse`; see
-    :mod:`streamspec.accumulate` for how each field is combined.
+    :mod:`streamspec.accumulate` for how each field is combined. Legacy
+    ``text_completion`` chunks (:class:`~streamspec.CreateCompletionResponse`)
+    give a :class:`~streamspec.CreateCompletionResponse` instead (see
+    :mod:`streamspec.accumulate_completions`); the first chunk decides.
     """
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    if isinstance(first, CreateCompletionResponse):
+        from .accumulate_completions import accumulate_completions
+
+        return accumulate_completions(chain((first,), iterator))  # type: ignore[arg-type]
     accumulator = ChunkAccumulator()
-    accumulator.extend(chunks)
+    if first is not None:
+        accumulator.extend(chain((first,), iterator))  # type: ignore[arg-type]
     return accumulator.result()
