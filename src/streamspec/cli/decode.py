@@ -12,7 +12,8 @@ import msgspec
 
 from ..errors import Error
 from ..metrics import StreamMeter, StreamMetrics
-from ..types.stream import CreateChatCompletionStreamResponse
+from ..salvage import SalvageLog
+from ..types.stream import CreateChatCompletionStreamResponse, content_text
 from ._common import Failure, Output, Progress, fail, file_reads, is_url, one_line, read_all
 
 __all__ = ["add_parser", "run"]
@@ -170,17 +171,22 @@ class _HttpSource:
 
 
 def _text_of(chunk: CreateChatCompletionStreamResponse) -> str:
-    """The content that ``chunk`` adds to choice 0 (text blocks of a block list included)."""
-    parts: list[str] = []
-    for choice in chunk.choices:
-        if choice.index != 0:
-            continue
-        content = choice.delta.content
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts += [b.text for b in content if b.type == "text" and isinstance(b.text, str)]
-    return "".join(parts)
+    """The content that ``chunk`` adds to choice 0 (thinking blocks are reasoning, not text)."""
+    return "".join([content_text(c.delta) for c in chunk.choices if c.index == 0])
+
+
+def _salvage_lines(log: SalvageLog, shown: int = 3) -> list[str]:
+    """Lines for stderr when some chunk was salvaged: how much, and the first notes."""
+    if not log.events:
+        return []
+    lines = [
+        f"-- salvaged {log.events} chunk{'s' * (log.events != 1)}:"
+        f" {log.values} value{'s' * (log.values != 1)} did not fit the schema"
+    ]
+    lines += [f"--   {one_line(str(note))}" for note in log.notes[:shown]]
+    if log.values > shown:
+        lines.append(f"--   ... and {log.values - shown} more")
+    return lines
 
 
 def _ms(value: float | None) -> str:
@@ -193,11 +199,10 @@ def _summary(metrics: StreamMetrics) -> list[str]:
     first.append(f"{metrics.content_chars} content chars")
     if metrics.reasoning_chars:
         first.append(f"{metrics.reasoning_chars} reasoning chars")
-    if metrics.total_tokens is not None:
-        first.append(
-            f"usage {metrics.prompt_tokens} prompt + {metrics.completion_tokens} completion"
-            f" = {metrics.total_tokens}"
-        )
+    counts = (metrics.prompt_tokens, metrics.completion_tokens, metrics.total_tokens)
+    if counts != (None, None, None):  # a count the server left out shows as "?"
+        prompt, completion, total = ("?" if n is None else n for n in counts)
+        first.append(f"usage {prompt} prompt + {completion} completion = {total}")
     else:
         first.append("no usage")
     second = [f"first chunk {_ms(metrics.time_to_first_chunk_ms)}"]
@@ -272,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     if failure is None and metrics.status != "complete":
         failure = Failure(f"truncated stream: {metrics.error or 'no [DONE]'}")
     if not args.quiet and (metrics.chunks or failure is None):
-        for line in _summary(metrics):
+        for line in _summary(metrics) + _salvage_lines(meter.decoder.salvaged):
             print(line, file=sys.stderr)
     if failure is not None:
         raise failure
