@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from msgspec import UNSET, UnsetType
 
 import streamspec
-from splitting import FIXTURE_NAMES, MANIFEST, bytewise, fixture, split_at
+from splitting import FIXTURE_NAMES, MANIFEST, STREAMS, bytewise, fixture, split_at
 from streamspec import (
     ChunkDecoder,
     CreateChatCompletionStreamResponse,
@@ -458,6 +458,31 @@ def test_integral_floats_read_as_integers(raw: dict[str, Any], data: st.DataObje
     assert [(n.event, n.offset, n.path, n.dropped, n.action) for n in notes] == [
         (1, len(before), json_path(path), json_path(path), "converted")
     ]
+
+
+# -- real-shaped streams that need salvage (fixtures/streams/lenient) ---------------------------
+
+LENIENT = STREAMS / "lenient"
+LENIENT_MANIFEST: dict[str, dict[str, Any]] = json.loads(
+    (LENIENT / "MANIFEST.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT_MANIFEST))
+def test_lenient_fixture_decodes_every_way_with_its_notes(name: str) -> None:
+    entry = LENIENT_MANIFEST[name]
+    chunks, notes, done = run_every_way((LENIENT / name).read_bytes(), seed=len(name))
+    assert done
+    assert len(chunks) == entry["n_chunks"]
+    assert [[n.event, n.path, n.action] for n in notes] == entry["salvaged"]
+    result = accumulate(chunks)
+    message = result.choices[0].message
+    assert (message.content, message.reasoning_content or None) == (
+        entry["text"],
+        entry["reasoning"],
+    )
+    assert result.choices[0].finish_reason == entry["finish_reason"]
+    assert msgspec.to_builtins(result.usage) == entry["usage"]
 
 
 # -- the rule, case by case -----------------------------------------------------------------------
