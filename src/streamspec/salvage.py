@@ -30,12 +30,16 @@ The rule, applied along the type from the top-level object down:
   If nothing encloses it (the top-level object itself does not fit, or a
   required top-level field does not), the payload is not salvaged: the
   decoder raises :class:`streamspec.MalformedEventError` as before.
+* A value the type's own code refuses (a ``__post_init__`` that raises) does
+  not fit either, and is dropped by the same rule.
 
 Each dropped or converted value gives one :class:`SalvageNote`: where the
 value was (``path``), what was left out (``dropped``: the value itself, or the
-element or field enclosing it) and msgspec's reason. Paths are JSON paths into
-the payload as it arrived (``$.choices[0].delta.content[0].thinking``), with
-the indexes of the original lists.
+element or field enclosing it) and msgspec's reason, in the order of the
+payload. Paths are JSON paths into the payload as it arrived
+(``$.choices[0].delta.content[0].thinking``), with the indexes of the original
+lists. A subtree dropped whole gives one note (its first reason), not one per
+value inside it.
 
 The rule works for any msgspec type: the default chunk type, the legacy
 :class:`~streamspec.CreateCompletionResponse` and slim projections alike.
@@ -43,8 +47,9 @@ Fields typed :class:`msgspec.Raw` or ``Any`` always fit. The salvaged value is
 the type decoding the JSON that remains, so it is exactly what a server
 sending only the fitting fields would have produced.
 
-:func:`salvage` is the same step for one payload, outside a decoder (strict
-checking lists with it what the decoder drops).
+:func:`salvage` is the same step for one payload, outside a decoder: a strict
+checker lists with it each value the decoder drops. Invalid JSON, and a payload
+nested deeper than msgspec decodes, are not salvaged.
 """
 
 from __future__ import annotations
@@ -186,8 +191,9 @@ def _holds_objects(tp: Any) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
-    return msgspec.structs.fields(cls)
+def _fields(cls: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    """A struct's fields by the name they have on the wire."""
+    return {field.encode_name: field for field in msgspec.structs.fields(cls)}
 
 
 def _pick_struct(value: dict[str, Any], structs: list[Any]) -> Any:
@@ -242,29 +248,26 @@ class _Walk:
         local: list[Any] = []
         cleaned = dict(value)
         config = cls.__struct_config__
-        known = set()
-        for field in _fields(cls):
-            key = field.encode_name
-            known.add(key)
+        fields = _fields(cls)
+        for key, item in value.items():  # in payload order, so notes are too
             where = _member(path, key)
-            if key not in value:
-                if field.required:
-                    return _Misfit(where, f"missing required field `{key}`")
+            field = fields.get(key)
+            if field is None:
+                if config.forbid_unknown_fields and key != config.tag_field:
+                    del cleaned[key]
+                    local.append((where, where, "dropped", f"unknown field `{key}`"))
                 continue
-            got = self.fit(value[key], field.type, where, local)
+            got = self.fit(item, field.type, where, local)
             if got.__class__ is _Misfit:
                 if field.required:
                     return got
                 del cleaned[key]
                 local.append((got.path, where, "dropped", got.reason))
-            elif got is not value[key]:
+            elif got is not item:
                 cleaned[key] = got
-        if config.forbid_unknown_fields:
-            for key in value:
-                if key not in known and key != config.tag_field:
-                    del cleaned[key]
-                    where = _member(path, key)
-                    local.append((where, where, "dropped", f"unknown field `{key}`"))
+        for key, field in fields.items():
+            if field.required and key not in value:
+                return _Misfit(_member(path, key), f"missing required field `{key}`")
         error = _fits(cleaned, cls)
         if error is not None:
             return _misfit(path, error)
