@@ -105,8 +105,42 @@ def without(raw: Any, path: Path, required: Callable[[Path], frozenset[str]]) ->
     return copy, gone
 
 
-WRONG: list[Any] = ["wrong", 12345, -1.5, True, {"unexpected": 1}]
-"""Values of each JSON kind (arrays aside: an array in a list field would be a partial fit)."""
+WRONG: list[Any] = ["wrong", 12345, -1.5, True, {"unexpected": 1}, ["wrong"]]
+"""A value of each JSON kind."""
+
+
+def list_kind(path: Path) -> str | None:
+    """What the field at ``path`` holds when it holds a list: ``"objects"`` or ``"values"``.
+
+    From the schema: elements of a list of objects may be dropped one by one; a list of
+    plain values (token ids, legacy logprob arrays) is positional and goes whole.
+    """
+    key, parent = path[-1], path[-2] if len(path) > 1 else None
+    if key in ("choices", "tool_calls", "top_logprobs", "thinking"):
+        return "objects"
+    if key == "content" and parent in ("delta", "logprobs"):
+        return "objects"
+    if key == "refusal" and parent == "logprobs":
+        return "objects"
+    if key in ("bytes", "tokens", "token_logprobs", "text_offset"):
+        return "values"
+    return None
+
+
+def oracle(
+    raw: Any, path: Path, value: Any, required: Callable[[Path], frozenset[str]]
+) -> tuple[Any, Path, Path]:
+    """The chunk the decoder must give for ``raw`` with ``value`` at ``path``, the path
+    the note names and the path of what it drops."""
+    mutated = replaced(raw, path, value)
+    if value == ["wrong"] and path[-1] not in required(path[:-1]):
+        kind = list_kind(path)
+        if kind == "objects":  # the element is dropped, the list kept
+            return replaced(raw, path, []), (*path, 0), (*path, 0)
+        if kind == "values":  # the list goes whole
+            return without(mutated, path, required)[0], (*path, 0), path
+    expected, gone = without(mutated, path, required)
+    return expected, path, gone
 
 
 def mutations(raw: Any, fits: Callable[[bytes], bool]) -> list[tuple[Path, Any]]:
@@ -177,6 +211,7 @@ def check_mutation(
     """
     decode = msgspec.json.Decoder(tp).decode
     mutated = replaced(raw, path, value)
+    expected, named, gone = oracle(raw, path, value, required)
     before, middle = event(raw), event(mutated)
     data = before + middle + event(raw) + b"data: [DONE]\n\n"
     if bytewise:
@@ -185,7 +220,6 @@ def check_mutation(
         chunks, notes, done = run([data], lambda: ChunkDecoder(tp))
         points = random.Random(seed).sample(range(1, len(data)), 5)
         assert run(split_at(data, points), lambda: ChunkDecoder(tp)) == (chunks, notes, done)
-    expected, gone = without(mutated, path, required)
     assert done
     assert chunks == [
         decode(json.dumps(raw)),
@@ -193,7 +227,7 @@ def check_mutation(
         decode(json.dumps(raw)),
     ]
     assert [(n.event, n.offset, n.path, n.dropped, n.action) for n in notes] == [
-        (1, len(before), json_path(path), json_path(gone), "dropped")
+        (1, len(before), json_path(named), json_path(gone), "dropped")
     ]
     assert notes[0].reason
 
