@@ -468,6 +468,57 @@ def test_slim_projection_with_one_wrong_value(raw: dict[str, Any], data: st.Data
     check_mutation(raw, path, value, data.draw(st.integers(0, 2**32)), Slim)
 
 
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=12,
+)
+schema_keys = st.sampled_from(
+    ["choices", "index", "delta", "content", "role", "tool_calls", "function", "arguments",
+     "name", "usage", "prompt_tokens", "total_tokens", "logprobs", "thinking", "type", "text",
+     "error", "finish_reason", "reasoning_content", "created", "id", "bytes", "top_logprobs"]
+)  # fmt: skip
+chunk_like = st.recursive(
+    json_values,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(schema_keys, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@SETTINGS
+@given(st.dictionaries(schema_keys, chunk_like, max_size=5), st.integers(0, 2**32))
+def test_any_json_object_decodes_or_raises_a_located_error(raw: dict[str, Any], seed: int) -> None:
+    # Anything a server may send as a payload: a chunk (salvaged as needed), a server error,
+    # or a malformed event; the same whatever the reads, and never another exception.
+    data = event(raw) + b"data: [DONE]\n\n"
+    outcomes = []
+    for reads in (
+        [data],
+        bytewise(data),
+        split_at(data, random.Random(seed).sample(range(1, len(data)), 3)),
+    ):
+        decoder = ChunkDecoder()
+        got: list[Any] = []
+        errors: list[tuple[type[Exception], int | None, int | None]] = []
+        for piece in [*reads, b""]:
+            try:
+                got += decoder.feed(piece)
+            except streamspec.Error as exc:
+                got += exc.chunks
+                errors.append((type(exc), exc.event_index, exc.offset))
+        outcomes.append((got, errors, list(decoder.salvaged.notes), decoder.done))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[2] == outcomes[0]
+    got, errors, _, done = outcomes[0]
+    assert done
+    assert len(got) + len(errors) == 1
+    assert all(kind in (MalformedEventError, StreamError) for kind, _, _ in errors)
+
+
 def int_members(raw: Any) -> list[Path]:
     return [
         p
