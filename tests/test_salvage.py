@@ -729,6 +729,44 @@ def test_a_value_the_type_itself_refuses_is_dropped() -> None:
     assert (note.path, note.dropped, note.reason) == ("$.checked", "$.checked", "the name is bad")
 
 
+class Touchy(msgspec.Struct):
+    """A type whose own validation raises an exception that is not msgspec's."""
+
+    name: str | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name == "bad":
+            raise KeyError(self.name)
+
+
+class TouchyHolder(msgspec.Struct):
+    items: list[Touchy] = []
+    first: Touchy | UnsetType = UNSET
+
+
+def test_an_exception_that_names_no_path_is_found_by_trying_each_part() -> None:
+    payload = {"first": {"name": "bad"}, "items": [{"name": "a"}, {"name": "bad"}]}
+    value, notes = streamspec.salvage(json.dumps(payload), TouchyHolder)
+    assert value == TouchyHolder(items=[Touchy(name="a")])
+    assert [(n.path, n.dropped, n.reason) for n in notes] == [
+        ("$.first", "$.first", "KeyError: 'bad'"),
+        ("$.items[1]", "$.items[1]", "KeyError: 'bad'"),
+    ]
+    with pytest.raises(KeyError):
+        streamspec.salvage(b'{"name": "bad"}', Touchy)
+
+
+class Dotted(msgspec.Struct):
+    version: int | UnsetType = msgspec.field(default=UNSET, name="api.version")
+    count: int | UnsetType = UNSET
+
+
+def test_a_wire_name_msgspec_paths_cannot_spell_is_found_by_trying_each_field() -> None:
+    value, notes = streamspec.salvage(b'{"api.version": "2", "count": 3}', Dotted)
+    assert value == Dotted(count=3)
+    assert [(n.path, n.dropped) for n in notes] == [('$["api.version"]', '$["api.version"]')]
+
+
 def test_invalid_json_is_not_salvaged() -> None:
     with pytest.raises(MalformedEventError, match="JSON"):
         ChunkDecoder().feed(b'data: {"choices": [}\n\n')

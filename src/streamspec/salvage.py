@@ -111,7 +111,6 @@ UNSALVAGED: Any = _Unsalvaged()
 
 # -- the walk -------------------------------------------------------------------------------------
 
-_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<where>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
@@ -142,19 +141,40 @@ def _member(path: str, key: str) -> str:
     return f"{path}.{key}" if _NAME.match(key) else f"{path}[{msgspec.json.encode(key).decode()}]"
 
 
+def _split(exc: Exception) -> tuple[str, str]:
+    """msgspec's message and the path it names relative to ``$`` (``".choices[0]"``; ``""``)."""
+    text = str(exc)
+    reason, at, where = text.rpartition(" - at `$")
+    if at and where.endswith("`") and "`" not in where[:-1]:
+        return reason, where[:-1]
+    return text, ""
+
+
 def _misfit(path: str, exc: Exception) -> _Misfit:
     """A misfit from msgspec's error for the value at ``path`` (its path is relative)."""
     if not isinstance(exc, msgspec.ValidationError):  # raised by a type's own code
         return _Misfit(path, f"{type(exc).__name__}: {exc}")
-    match = _AT.match(str(exc))
-    assert match is not None  # the pattern matches any string
-    reason = match["reason"]
-    where = path + (match["where"] or "")
+    reason, where = _split(exc)
+    where = path + where
     missing = _MISSING.match(reason)
     if missing:
         where = _member(where, missing["field"])
         reason = f"missing required field `{missing['field']}`"
     return _Misfit(where, reason)
+
+
+_STEP = re.compile(r"^(?:\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\])")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+
+
+def _first_step(exc: Exception) -> str | int | None:
+    """The first step of the path msgspec's error names: a key, an index, or None (here)."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return None
+    step = _STEP.match(_split(exc)[1])
+    if step is None:
+        return None
+    return step["key"] if step["key"] is not None else int(step["index"])
 
 
 def _fits(value: Any, tp: Any) -> Exception | None:
@@ -171,14 +191,15 @@ def _fits(value: Any, tp: Any) -> Exception | None:
     return None
 
 
-def _members(tp: Any) -> list[Any]:
+@lru_cache(maxsize=512)
+def _members(tp: Any) -> tuple[Any, ...]:
     """The alternatives of a type: the members of a union, ``Annotated`` unwrapped."""
     origin = get_origin(tp)
     if origin is Annotated:
         return _members(get_args(tp)[0])
     if origin in _UNION_TYPES:
-        return [m for arg in get_args(tp) for m in _members(arg)]
-    return [tp]
+        return tuple(m for arg in get_args(tp) for m in _members(arg))
+    return (tp,)
 
 
 def _is_struct(tp: Any) -> bool:
@@ -211,11 +232,18 @@ class _Walk:
     """The salvage walk. Each method appends its notes to ``notes`` only when the value
     it was given fits in the end: a subtree dropped whole gives one note, not its own."""
 
-    def fit(self, value: Any, tp: Any, path: str, notes: list[Any]) -> Any:
-        """``value`` if it fits ``tp``, else what fits of it, else a :class:`_Misfit`."""
-        error = _fits(value, tp)
+    def fit(
+        self, value: Any, tp: Any, path: str, notes: list[Any], error: Exception | None = None
+    ) -> Any:
+        """``value`` if it fits ``tp``, else what fits of it, else a :class:`_Misfit`.
+
+        ``error``, when given, is what decoding ``value`` as ``tp`` raised (the
+        decoder's own failure, for the whole payload): it is not decoded again.
+        """
         if error is None:
-            return value
+            error = _fits(value, tp)
+            if error is None:
+                return value
         members = _members(tp)
         if any(m is Any or m is msgspec.Raw or m is object for m in members):
             return value
@@ -224,7 +252,7 @@ class _Walk:
             if structs:
                 cls = _pick_struct(value, structs)
                 if cls is not None:
-                    return self.fit_struct(value, cls, path, notes)
+                    return self.fit_struct(value, cls, path, notes, error)
             for m in members:
                 origin = get_origin(m)
                 if origin in _MAPS:
@@ -236,7 +264,7 @@ class _Walk:
                 if origin in _LISTS and (
                     origin is not tuple or (len(args) == 2 and args[1] is ...)
                 ):
-                    return self.fit_list(value, m, args[0] if args else Any, path, notes)
+                    return self.fit_list(value, m, args[0] if args else Any, path, notes, error)
         elif isinstance(value, float) and value.is_integer() and int in members:
             number = int(value)
             if _fits(number, tp) is None:
@@ -244,7 +272,98 @@ class _Walk:
                 return number
         return _misfit(path, error)
 
-    def fit_struct(self, value: dict[str, Any], cls: Any, path: str, notes: list[Any]) -> Any:
+    def fit_struct(
+        self, value: dict[str, Any], cls: Any, path: str, notes: list[Any], error: Exception | None
+    ) -> Any:
+        """What fits of a JSON object for struct ``cls``; ``error`` is why it does not fit.
+
+        msgspec names the first member that does not fit (in payload order), so
+        the members before it need no check: each member msgspec names is fitted
+        (or dropped) and the rest decoded again, until nothing is left to name.
+        Anything unexpected falls back to trying every member.
+        """
+        fields = _fields(cls)
+        config = cls.__struct_config__
+        cleaned = dict(value)
+        local: list[Any] = []
+        seen: set[str] = set()
+        while error is not None:
+            if not isinstance(error, msgspec.ValidationError):  # a type's own exception:
+                return self.scan_struct(value, cls, path, notes)  # it names no path
+            step = _first_step(error)
+            if step is None:  # about the object itself: a missing field, an unknown one...
+                reason = _split(error)[0]
+                missing = _MISSING.match(reason)
+                if missing:
+                    key = missing["field"]
+                    return _Misfit(_member(path, key), f"missing required field `{key}`")
+                unknown = _UNKNOWN.match(reason)
+                key = unknown["field"] if unknown else ""
+                if not (config.forbid_unknown_fields and key in cleaned and key not in seen):
+                    return _misfit(path, error)
+                seen.add(key)
+                del cleaned[key]
+                where = _member(path, key)
+                local.append((where, where, "dropped", f"unknown field `{key}`"))
+            elif isinstance(step, str) and step in fields and step in cleaned and step not in seen:
+                seen.add(step)
+                field = fields[step]
+                where = _member(path, step)
+                got = self.fit(cleaned[step], field.type, where, local)
+                if got.__class__ is _Misfit:
+                    if field.required:
+                        return got
+                    del cleaned[step]
+                    local.append((got.path, where, "dropped", got.reason))
+                else:
+                    cleaned[step] = got
+            else:
+                return self.scan_struct(value, cls, path, notes)
+            error = _fits(cleaned, cls)
+        notes += local
+        return cleaned
+
+    def fit_list(
+        self,
+        value: list[Any],
+        tp: Any,
+        item: Any,
+        path: str,
+        notes: list[Any],
+        error: Exception | None,
+    ) -> Any:
+        """What fits of a JSON array for ``tp`` (items ``item``); guided like :meth:`fit_struct`."""
+        droppable = _holds_objects(item)
+        cleaned = list(value)
+        positions = list(range(len(value)))  # where each element of cleaned was in value
+        local: list[Any] = []
+        seen: set[int] = set()
+        while error is not None:
+            if not isinstance(error, msgspec.ValidationError):
+                return self.scan_list(value, tp, item, path, notes)
+            step = _first_step(error)
+            if step is None:  # about the array itself (a length constraint)
+                return _misfit(path, error)
+            if not isinstance(step, int) or step >= len(cleaned) or positions[step] in seen:
+                return self.scan_list(value, tp, item, path, notes)
+            index = step
+            position = positions[index]
+            seen.add(position)
+            where = f"{path}[{position}]"
+            got = self.fit(cleaned[index], item, where, local)
+            if got.__class__ is _Misfit:
+                if not droppable:
+                    return got
+                del cleaned[index], positions[index]
+                local.append((got.path, where, "dropped", got.reason))
+            else:
+                cleaned[index] = got
+            error = _fits(cleaned, tp)
+        notes += local
+        return cleaned
+
+    def scan_struct(self, value: dict[str, Any], cls: Any, path: str, notes: list[Any]) -> Any:
+        """:meth:`fit_struct` without msgspec's guidance: every member is tried."""
         local: list[Any] = []
         cleaned = dict(value)
         config = cls.__struct_config__
@@ -274,7 +393,8 @@ class _Walk:
         notes += local
         return cleaned
 
-    def fit_list(self, value: list[Any], tp: Any, item: Any, path: str, notes: list[Any]) -> Any:
+    def scan_list(self, value: list[Any], tp: Any, item: Any, path: str, notes: list[Any]) -> Any:
+        """:meth:`fit_list` without msgspec's guidance: every element is tried."""
         local: list[Any] = []
         cleaned: list[Any] = []
         droppable = _holds_objects(item)
@@ -313,11 +433,12 @@ class _Walk:
 
 
 def _salvage(
-    data: bytes | str, decode: Callable[[bytes | str], Any], tp: Any
+    data: bytes | str, decode: Callable[[bytes | str], Any], tp: Any, error: Exception
 ) -> tuple[Any, list[tuple[str, str, SalvageAction, str]]] | None:
     """What fits of ``data`` decoded with ``decode``, and the notes; None if nothing can be kept.
 
-    Raises :class:`msgspec.DecodeError` if ``data`` is not JSON.
+    ``error`` is what ``decode(data)`` raised. Raises :class:`msgspec.DecodeError`
+    if ``data`` is not JSON.
     """
     try:
         raw = _decode_json(data)
@@ -325,9 +446,9 @@ def _salvage(
         return None
     notes: list[tuple[str, str, SalvageAction, str]] = []
     try:
-        cleaned = _Walk().fit(raw, tp, "$", notes)
-    except RecursionError:  # a recursive type and a deeply nested payload
-        return None
+        cleaned = _Walk().fit(raw, tp, "$", notes, error)
+    except Exception:  # a recursive type nested too deep, an unhashable annotation...
+        return None  # the payload keeps the error it had: salvage never raises
     if cleaned.__class__ is _Misfit:
         return None
     try:
@@ -368,15 +489,17 @@ def salvage(
     Returns the value and the notes of what salvage dropped or converted (an
     empty list when the payload fits). ``event`` and ``offset`` are copied
     into the notes. Raises :class:`msgspec.DecodeError` when ``data`` is not
-    JSON and :class:`msgspec.ValidationError` (msgspec's own, naming the first
-    path that does not fit) when nothing of it can be kept; see
-    :mod:`streamspec.salvage` for the rule.
+    JSON, and what decoding raised (msgspec's :class:`msgspec.ValidationError`
+    naming the first path that does not fit, or the type's own exception) when
+    nothing of it can be kept; see :mod:`streamspec.salvage` for the rule.
     """
     decode = _decoder(type)
     try:
         return decode(data), []
-    except msgspec.ValidationError as exc:
-        found = _salvage(data, decode, type)
+    except Exception as exc:
+        if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+            raise  # not JSON
+        found = _salvage(data, decode, type, exc)
         if found is None:
             raise exc from None
     value, notes = found
@@ -441,7 +564,7 @@ class SalvageLog:
         ):
             return UNSALVAGED
         try:
-            found = _salvage(payload, self._decode, self._type)
+            found = _salvage(payload, self._decode, self._type, exc)
         except msgspec.DecodeError:
             return UNSALVAGED
         if found is None:
