@@ -72,6 +72,7 @@ from .errors import (
     TruncatedStreamError,
 )
 from .iterate import aiterate, iterate
+from .salvage import SalvageNote
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.completions import Choice as _LegacyChoice
 from .types.completions import CreateCompletionResponse
@@ -341,7 +342,9 @@ class StreamMeter:
     another ``clock`` (a callable returning integer nanoseconds) to drive the
     meter with injected timestamps. ``kind="completions"`` meters a legacy
     ``text_completion`` stream (chunks are
-    :class:`~streamspec.CreateCompletionResponse`).
+    :class:`~streamspec.CreateCompletionResponse`). ``salvage`` and
+    ``on_salvage`` go to the decoder (``meter.decoder.salvaged`` lists what
+    salvage dropped).
     """
 
     def __init__(
@@ -352,12 +355,18 @@ class StreamMeter:
         kind: StreamKind = "chat",
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         require_done: bool = False,
+        salvage: bool = True,
+        on_salvage: Callable[[SalvageNote], object] | None = None,
     ) -> None:
         if kind not in ("chat", "completions"):
             raise ValueError(f"kind must be 'chat' or 'completions', not {kind!r}")
         chunk_type: Any = _Chunk if kind == "chat" else CreateCompletionResponse
         self.decoder: ChunkDecoder[Any] = ChunkDecoder(
-            chunk_type, max_event_size=max_event_size, require_done=require_done
+            chunk_type,
+            max_event_size=max_event_size,
+            require_done=require_done,
+            salvage=salvage,
+            on_salvage=on_salvage,
         )
         self.kind: StreamKind = kind
         self._decode = self.decoder.feed
