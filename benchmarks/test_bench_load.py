@@ -17,7 +17,8 @@ process, the CPU time measured here (``time.process_time``) is the client's.
   line), and of the official openai SDK (``AsyncOpenAI``, httpx), the same 32
   streams each; targets: streamspec at most 1/3 of the peer and 1/30 of the SDK.
 * **capacity** (``test_capacity``): the most concurrent streams one process
-  meters before its ITL p50 error exceeds 2%.
+  meters before its ITL p50 error exceeds 2% (``limited_by`` says whether the
+  client or the mock, sharing the machine, gave out first).
 
 Each benchmark runs its measurement once (``benchmark.pedantic``) and records
 the figures in ``extra_info``; they are printed too (``-s``). Run with
@@ -148,7 +149,7 @@ def test_accuracy(benchmark: Any, mock: MockProcess) -> None:
     benchmark.group = "load-accuracy"
 
     def measure() -> list[dict[str, Any]]:
-        return [accuracy(mock, streams, max(8, 2 * streams)) for streams in (1, 32, 128)]
+        return [accuracy(mock, streams, max(16, 2 * streams)) for streams in (1, 32, 128)]
 
     rows = benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info["runs"] = rows
@@ -314,7 +315,7 @@ def test_capacity(benchmark: Any, mock: MockProcess) -> None:
 
     result = benchmark.pedantic(measure, rounds=1, iterations=1)
     benchmark.extra_info.update(result)
-    print(json.dumps({"sustained_streams": result["sustained_streams"]}))
+    print(json.dumps({key: result[key] for key in ("sustained_streams", "limited_by")}))
     for row in result["runs"]:
         print(json.dumps({key: round(v, 4) if isinstance(v, float) else v
                           for key, v in row.items()}))  # fmt: skip

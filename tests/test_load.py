@@ -132,6 +132,8 @@ def test_endpoints_and_bodies() -> None:
     assert endpoint_url("http://h/v1", "chat") == "http://h/v1/chat/completions"
     assert endpoint_url("http://h/v1/", "completions") == "http://h/v1/completions"
     assert endpoint_url("http://h/x/chat/completions", "chat") == "http://h/x/chat/completions"
+    assert endpoint_url("http://h:8000", "chat") == "http://h:8000/v1/chat/completions"
+    assert endpoint_url("http://h:8000/", "completions") == "http://h:8000/v1/completions"
     config = LoadConfig(url="u", model="m", concurrency=1, max_tokens=7,
                         prompts=[{"messages": [{"role": "user", "content": "hi"}]}])  # fmt: skip
     [body] = [json.loads(b) for b in request_bodies(config)]
@@ -251,7 +253,8 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     prompts.write_text('{"messages": [{"role": "user", "content": "hello"}]}\n')
     result, records, table = tmp_path / "r.json", tmp_path / "r.jsonl", tmp_path / "r.csv"
     with server.run_in_thread():
-        code = main(["load", server.base_url, "--model", "mock-model", "-c", "2", "-n", "5",
+        code = main(["load", server.base_url, "--model", "mock-model", "--max-concurrency", "2",
+                     "--num-prompts", "5",
                      "--prompts", str(prompts), "--goodput", "ttft:10000",
                      "--save-result", str(result), "--save-records", str(records),
                      "--csv", str(table), "--plot", str(tmp_path / "plots")])  # fmt: skip

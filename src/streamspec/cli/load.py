@@ -33,7 +33,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--model", required=True, help="the model to request")
     parser.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
                         help="chat completions (default) or legacy completions")  # fmt: skip
-    parser.add_argument("-c", "--concurrency", type=int, help="requests in flight (at most)")
+    parser.add_argument("-c", "--concurrency", "--max-concurrency", type=int,
+                        help="requests in flight (at most)")  # fmt: skip
     parser.add_argument(
         "--request-rate",
         type=float,
@@ -46,7 +47,8 @@ def add_parser(commands: Any) -> None:
         default="poisson",
         help="how arrivals are spaced at a request rate (default poisson)",
     )
-    parser.add_argument("-n", "--num-requests", type=int, help="requests to send (default 100)")
+    parser.add_argument("-n", "--num-requests", "--num-prompts", type=int,
+                        help="requests to send (default 100)")  # fmt: skip
     parser.add_argument("--duration", type=float, help="send for this many seconds instead")
     parser.add_argument("--warmup", type=int, default=0, help="requests sent first, not counted")
     parser.add_argument(
@@ -65,7 +67,8 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--goodput", metavar="SLOS", help="SLOs in ms, e.g. ttft:200,tpot:50")
-    parser.add_argument("--percentiles", default="50,90,95,99", help="percentiles to report")
+    parser.add_argument("--percentiles", "--metric-percentiles", default="50,90,95,99",
+                        help="percentiles to report (default 50,90,95,99)")  # fmt: skip
     parser.add_argument("--save-result", metavar="PATH", help="write the JSON result here")
     parser.add_argument(
         "--save-records", metavar="PATH", help="write the per-request records here (JSON lines)"
