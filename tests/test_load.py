@@ -256,7 +256,8 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         code = main(["load", server.base_url, "--model", "mock-model", "--max-concurrency", "2",
                      "--num-prompts", "5",
                      "--prompts", str(prompts), "--goodput", "ttft:10000",
-                     "--save-result", str(result), "--save-records", str(records),
+                     "--save-result", str(result), "--save-detailed",
+                     "--save-records", str(records),
                      "--csv", str(table), "--plot", str(tmp_path / "plots")])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
@@ -270,6 +271,11 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["request_rate"] == "inf"
     assert data["request_goodput"] == pytest.approx(data["request_throughput"])
     assert data["total_output_tokens"] == 30
+    assert data["output_lens"] == [6] * 5
+    assert len(data["itls"]) == 5
+    assert all(len(gaps) == 5 for gaps in data["itls"])
+    assert all(0 < ttft < 10 for ttft in data["ttfts"])  # seconds, as vLLM writes them
+    assert data["errors"] == [""] * 5
     loaded = list(read_records(records))
     assert summarize_records(loaded, slos={"ttft": 10000})["median_itl_ms"] == data["median_itl_ms"]
     assert len(table.read_text().splitlines()) == 6

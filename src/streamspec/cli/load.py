@@ -71,6 +71,11 @@ def add_parser(commands: Any) -> None:
                         help="percentiles to report (default 50,90,95,99)")  # fmt: skip
     parser.add_argument("--save-result", metavar="PATH", help="write the JSON result here")
     parser.add_argument(
+        "--save-detailed",
+        action="store_true",
+        help="add vLLM's per-request lists (ttfts, itls, ...) to the JSON result",
+    )
+    parser.add_argument(
         "--save-records", metavar="PATH", help="write the per-request records here (JSON lines)"
     )
     parser.add_argument("--csv", metavar="PATH", help="write one CSV row per request here")
@@ -108,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         LoadConfig,
         LoadProgress,
         MissingExtraError,
+        detailed_fields,
         format_summary,
         parse_percentiles,
         parse_slos,
@@ -197,7 +203,10 @@ def run(args: argparse.Namespace) -> int:
         "client": outcome.client,
     }
     if args.save_result:
-        write_result(result_json(summary, **metadata), args.save_result)
+        result = result_json(summary, **metadata)
+        if args.save_detailed:
+            result.update(detailed_fields(outcome.records))
+        write_result(result, args.save_result)
     if args.save_records:
         write_records(outcome.records, args.save_records)
     if args.csv:
