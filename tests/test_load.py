@@ -286,6 +286,17 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert {s.model for s in server.streams} == {"mock-model"}
 
 
+def test_cli_endpoint_as_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    server = MockServer(ttft=0.001, itl=0.001, tokens=3)
+    with server.run_in_thread():
+        root = server.base_url.removesuffix("/v1")
+        code = main(["load", root, "--model", "m", "-c", "1", "-n", "2",
+                     "--endpoint", "/v1/completions"])  # fmt: skip
+    assert code == 0
+    assert [stream.path for stream in server.streams] == ["/v1/completions"] * 2
+    assert "Successful requests:                     2" in capsys.readouterr().out
+
+
 def test_cli_load_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["load", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
     assert "--concurrency" in capsys.readouterr().err

@@ -31,8 +31,9 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("url", help="base URL (http://host:8000/v1) or the endpoint URL")
     parser.add_argument("--model", required=True, help="the model to request")
-    parser.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
-                        help="chat completions (default) or legacy completions")  # fmt: skip
+    parser.add_argument("--endpoint", default="chat",
+                        help="chat (default), completions (legacy), or a path such as "
+                             "/v1/completions appended to the server's address")  # fmt: skip
     parser.add_argument("-c", "--concurrency", "--max-concurrency", type=int,
                         help="requests in flight (at most)")  # fmt: skip
     parser.add_argument(
@@ -106,6 +107,20 @@ def _progress_line(progress: Any, total: int | None) -> str:
     )
 
 
+def _endpoint(url: str, endpoint: str) -> tuple[Any, str]:
+    """The stream kind and URL for ``--endpoint``: a kind, or a path (vLLM's style)."""
+    if endpoint in ("chat", "completions"):
+        return endpoint, url
+    if not endpoint.startswith("/"):
+        raise Failure(f"--endpoint: expected chat, completions or a path, not {endpoint!r}", 2)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    full = urlunsplit((parts.scheme, parts.netloc, endpoint, "", ""))
+    kind = "chat" if endpoint.rstrip("/").endswith("chat/completions") else "completions"
+    return kind, full
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -132,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         percentiles = parse_percentiles(args.percentiles)
     except ValueError as exc:
         raise Failure(str(exc), 2) from None
+    kind, url = _endpoint(args.url, args.endpoint)
+    args.url = url
     if args.concurrency is None and math.isinf(args.request_rate):
         raise Failure("give --concurrency, --request-rate, or both", 2)
     prompts = None
@@ -145,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     config = LoadConfig(
         url=args.url,
         model=args.model,
-        endpoint=args.endpoint,
+        endpoint=kind,
         concurrency=args.concurrency,
         request_rate=args.request_rate,
         arrival=args.arrival,
