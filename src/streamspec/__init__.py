@@ -10,7 +10,7 @@ from :class:`Error`.
 from __future__ import annotations
 
 from .accumulate import ChunkAccumulator, accumulate
-from .check import CheckReport, Note, Problem, ProblemKind, check_stream
+from .check import CheckReport, Note, Problem, ProblemKind, StreamChecker, check_stream
 from .decoder import ChunkDecoder, error_object, error_report
 from .encode import EventEncoder, encode_done, encode_error, encode_event
 from .errors import (
@@ -242,6 +242,7 @@ __all__ = [
     "ServiceTier",
     "ServiceTierResponse",
     "Stop",
+    "StreamChecker",
     "StreamError",
     "StreamMeter",
     "StreamMetrics",
