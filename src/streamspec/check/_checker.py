@@ -504,7 +504,36 @@ class StreamChecker(Walk):
                 return
             data = bytes(tail) + data
             tail.clear()
+        else:
+            line, _, rest = data.partition(b"\n")
+            if rest == b"\n" and line[:5] == b"data:" and self._one_event(line[5:], data):
+                return
+            if not rest or rest.find(b"\n\n") < 0 and rest[:1] != b"\n":
+                self._keep(data)  # no event ends in it: the start of one
+                return
         self._region(data)
+
+    def _one_event(self, payload: bytes, data: bytes) -> bool:
+        """A read that is exactly one ``data:`` event (a live socket's): probed in place.
+
+        False, with nothing changed, when the payload needs more than a probe.
+        """
+        pair = self._probes
+        if pair is None or self.done or len(data) > self.max_event_size + 2:
+            return False
+        probe = pair[self._tier]
+        try:
+            chunk = probe.decode(payload)
+        except _DECODE_ERRORS:
+            return False
+        if chunk.error:
+            return False
+        self._index, self._offset, self._lazy = self.events, self._base, None
+        self.events += 1
+        self.chunks += 1
+        self._typed_one(chunk, probe)
+        self._base += len(data)
+        return True
 
     def _keep(self, data: bytes) -> None:
         """Add ``data`` to the unfinished event, within ``max_event_size``."""
@@ -875,7 +904,7 @@ class StreamChecker(Walk):
 
     def _typed_one(self, chunk: Any, probe: Probe) -> None:
         index = self._index
-        for name in ("error", *probe.top):
+        for name in probe.top:
             if getattr(chunk, name) is not UNSET:
                 self._notes(f"$.{name}", 1, index)
         if probe.choice or probe.delta:
@@ -887,7 +916,11 @@ class StreamChecker(Walk):
         self, chunks: list[Any], probe: Probe, first: int, payloads: list[bytes], base: int
     ) -> None:
         """Notes and stream-wide rules of probed chunks (events from ``first``, at ``base``)."""
-        for name in ("error", *probe.top):
+        if len(chunks) == 1:  # one event per read: no bulk work
+            self._index, self._offset, self._lazy = first, base, None
+            self._typed_one(chunks[0], probe)
+            return
+        for name in probe.top:
             values = list(map(attrgetter(name), chunks))
             absent = values.count(UNSET)
             if absent < len(values):
