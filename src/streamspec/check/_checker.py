@@ -508,7 +508,7 @@ class StreamChecker(Walk):
             line, _, rest = data.partition(b"\n")
             if rest == b"\n" and line[:5] == b"data:" and self._one_event(line[5:], data):
                 return
-            if not rest or rest.find(b"\n\n") < 0 and rest[:1] != b"\n":
+            if not rest or (rest.find(b"\n\n") < 0 and rest[:1] != b"\n"):
                 self._keep(data)  # no event ends in it: the start of one
                 return
         self._region(data)
