@@ -13,7 +13,7 @@ import gc
 import json
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -501,3 +501,28 @@ def test_lenient_fixtures_salvaged_exactly(name: str) -> None:
     expected = sorted((event, path) for event, path, _ in LENIENT_MANIFEST[name]["salvaged"])
     found = sorted((p.event, p.path) for p in strict.problems if p.kind == "salvage")
     assert found == expected
+
+
+def test_acheck_stream_over_async_reads() -> None:
+    import asyncio
+
+    from streamspec.check import acheck_stream
+
+    data = fixture("openai_tool_calls.sse")
+
+    async def reads() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 50):
+            yield data[start : start + 50]
+
+    report = asyncio.run(acheck_stream(reads(), strict=True))
+    assert report == check_stream(data, strict=True)
+
+
+def test_cli_limits(tmp_path: Path) -> None:
+    path = tmp_path / "big.sse"
+    path.write_bytes(good_stream(2)[:-14] + b"data: " + b"x" * 5000 + b"\n\n")
+    code, out = _run_cli("check", "--max-event-size", "1000", str(path))
+    assert code == 1
+    assert "max_event_size (more than 1000 bytes)" in out
+    code, _ = _run_cli("check", "--max-problems", "0", str(path))
+    assert code == 2

@@ -14,7 +14,7 @@ state of the strict rules, and the report itself, whose lists are capped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -33,7 +33,13 @@ from ._probes import Probe, probes
 from ._report import CheckReport, Note, Problem, ProblemKind, StreamKind
 from ._walk import Walk, describe, describe_error_event, show, validation
 
-__all__ = ["DEFAULT_MAX_NOTES", "DEFAULT_MAX_PROBLEMS", "StreamChecker", "check_stream"]
+__all__ = [
+    "DEFAULT_MAX_NOTES",
+    "DEFAULT_MAX_PROBLEMS",
+    "StreamChecker",
+    "acheck_stream",
+    "check_stream",
+]
 
 DEFAULT_MAX_PROBLEMS = 1000
 """Problems listed in a report at most; more are counted in ``problems_omitted``."""
@@ -1031,4 +1037,27 @@ def check_stream(
     else:
         for read in data:
             checker.feed(read)
+    return checker.close()
+
+
+async def acheck_stream(
+    reads: AsyncIterable[bytes],
+    *,
+    strict: bool = False,
+    kind: StreamKind | None = None,
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    max_problems: int = DEFAULT_MAX_PROBLEMS,
+    max_notes: int = DEFAULT_MAX_NOTES,
+) -> CheckReport:
+    """:func:`check_stream` over an async iterable of reads (``response.aiter_bytes()``,
+    an aiohttp ``response.content.iter_any()``), checked as they arrive."""
+    checker = StreamChecker(
+        strict=strict,
+        kind=kind,
+        max_event_size=max_event_size,
+        max_problems=max_problems,
+        max_notes=max_notes,
+    )
+    async for read in reads:
+        checker.feed(read)
     return checker.close()
