@@ -168,6 +168,18 @@ def _app() -> Starlette:
 
         return StreamingResponse(body(), media_type=kind)
 
+    async def held(request: Request) -> StreamingResponse:
+        # The first event, then nothing until the test sets the release event.
+        release = request.app.state.release = asyncio.Event()
+        first, rest = fixture("openai_text.sse").split(b"\n\n", 1)
+
+        async def body() -> Any:
+            yield first + b"\n\n"
+            await release.wait()
+            yield rest
+
+        return StreamingResponse(body(), media_type="application/json")
+
     async def echo(request: Request) -> Response:
         body = {"accept": request.headers.get("accept"), "json": await request.json()}
         return Response(
@@ -186,6 +198,7 @@ def _app() -> Starlette:
             Route("/html-200", html_200, methods=["POST"]),
             Route("/stream/{name}", stream, methods=["GET", "POST"]),
             Route("/echo", echo, methods=["POST"]),
+            Route("/held", held, methods=["POST"]),
         ]
     )
 
@@ -450,3 +463,49 @@ def test_missing_client_names_the_extra() -> None:
         "streamspec.http with an httpx client needs streamspec_not_a_module, which is not"
         " installed: pip install 'streamspec[http]'"
     )
+
+
+def test_stalled_server_is_a_timeout() -> None:
+    # The server sends half the stream, then nothing until it stops: any read timeout fires.
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with MockUpstream({"m": load_fixture("openai_text")}, split="stall") as upstream:
+        url = upstream.base_url + "/chat/completions"
+        chunks: list[Any] = []
+        with (
+            httpx.Client(timeout=httpx.Timeout(10, read=0.3)) as client,
+            connect_stream(client, "POST", url, json=body) as stream,
+            pytest.raises(TransportError) as caught,
+        ):
+            chunks.extend(stream)
+
+        async def via_aiohttp() -> TransportError:
+            timeout = aiohttp.ClientTimeout(total=10, sock_read=0.3)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                try:
+                    async with aconnect_stream(session, "POST", url, json=body) as astream:
+                        async for _ in astream:
+                            pass
+                except TransportError as exc:
+                    return exc
+            raise AssertionError("no timeout")
+
+        late = asyncio.run(via_aiohttp())
+    assert caught.value.kind == "timeout"
+    assert str(caught.value).startswith(f"timed out talking to {url}")
+    assert 0 < len(chunks) < MANIFEST["openai_text.sse"]["n_chunks"]
+    assert late.kind == "timeout"
+
+
+def test_mislabelled_stream_is_not_buffered(server: ServerThread) -> None:
+    # A stream labelled application/json must not wait for the whole body: the
+    # first chunk arrives while the server still holds the rest back.
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_stream(client, "POST", f"{server.url}/held") as stream,
+    ):
+        chunks = iter(stream)
+        first = next(chunks)
+        server.call_soon(server.app.state.release.set)
+        rest = list(chunks)
+    assert len(rest) + 1 == MANIFEST["openai_text.sse"]["n_chunks"]
+    assert first == run_decoder([fixture("openai_text.sse")]).items[0]

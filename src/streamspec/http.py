@@ -343,6 +343,14 @@ def _looks_like_sse(body: bytes) -> bool:
     return body.lstrip(b"\xef\xbb\xbf\r\n ").startswith(_SSE_START)
 
 
+def _starts_as_sse(parts: list[bytes]) -> tuple[bool, bool]:
+    """(still undecided, starts like an event stream) for the first reads of a body."""
+    head = b"".join(parts).lstrip(b"\xef\xbb\xbf\r\n ")
+    if len(head) < 6 and any(field.startswith(head) for field in _SSE_START):
+        return True, False  # too short to tell
+    return False, head.startswith(_SSE_START)
+
+
 def _classify(status: int, content_type: str, body: bytes, complete: bool, url: str) -> None:
     """Raise for a 2xx body that is JSON or HTML rather than a stream; return to stream it.
 
@@ -494,8 +502,14 @@ def _httpx_errors(httpx: Any) -> tuple[type[Exception], ...]:
     return (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol)
 
 
-def _read_sync(httpx: Any, reads: Iterator[bytes], limit: int, url: str) -> tuple[bytes, bool]:
-    """The body's first reads, until more than ``limit`` bytes or the end; whether it ended."""
+def _read_sync(
+    httpx: Any, reads: Iterator[bytes], limit: int, url: str, sniff: bool = False
+) -> tuple[bytes, bool]:
+    """The body's first reads, until more than ``limit`` bytes or the end; whether it ended.
+
+    With ``sniff``, reading stops as soon as the body starts like an event
+    stream (it is then streamed without waiting for the rest).
+    """
     parts: list[bytes] = []
     size = 0
     try:
@@ -504,6 +518,10 @@ def _read_sync(httpx: Any, reads: Iterator[bytes], limit: int, url: str) -> tupl
             size += len(data)
             if size > limit:
                 return b"".join(parts), False
+            if sniff:
+                sniff, stream = _starts_as_sse(parts)
+                if stream:
+                    return b"".join(parts), False
     except _httpx_errors(httpx) as exc:
         raise _httpx_failure(httpx, exc, url) from exc
     return b"".join(parts), True
@@ -593,7 +611,7 @@ def _connect(
             raise _status_error(status, response.reason_phrase, headers, body, ended, url)
         content_type = headers.get("content-type", "")
         if _sniff(_media_type(content_type)):
-            prefix, ended = _read_sync(httpx, reads, max_event_size, url)
+            prefix, ended = _read_sync(httpx, reads, max_event_size, url, sniff=True)
             _classify(status, content_type, prefix, ended, url)
         yield EventStream(response, decoder, _chain(prefix, reads, httpx, url), headers, url)
 
@@ -655,7 +673,12 @@ def aconnect_stream(
 
 
 async def _aread(
-    reads: AsyncIterator[bytes], limit: int, errors: Any, failure: Any, url: str
+    reads: AsyncIterator[bytes],
+    limit: int,
+    errors: Any,
+    failure: Any,
+    url: str,
+    sniff: bool = False,
 ) -> tuple[bytes, bool]:
     """The async twin of :func:`_read_sync`."""
     parts: list[bytes] = []
@@ -666,6 +689,10 @@ async def _aread(
             size += len(data)
             if size > limit:
                 return b"".join(parts), False
+            if sniff:
+                sniff, stream = _starts_as_sse(parts)
+                if stream:
+                    return b"".join(parts), False
     except errors as exc:
         raise failure(exc, url) from exc
     return b"".join(parts), True
@@ -715,7 +742,7 @@ async def _aconnect_httpx(
             raise _status_error(status, response.reason_phrase, headers, body, ended, url)
         content_type = headers.get("content-type", "")
         if _sniff(_media_type(content_type)):
-            prefix, ended = await _aread(reads, max_event_size, errors, failure, url)
+            prefix, ended = await _aread(reads, max_event_size, errors, failure, url, sniff=True)
             _classify(status, content_type, prefix, ended, url)
         chained = _achain(prefix, reads, errors, failure, url)
         yield AsyncEventStream(response, decoder, chained, status, headers, url)
@@ -752,7 +779,7 @@ async def _aconnect_aiohttp(
     import asyncio
 
     aiohttp = _aiohttp()
-    errors = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
+    errors = (aiohttp.ClientError, asyncio.TimeoutError)
 
     def failure(exc: Exception, url: str) -> TransportError:
         return _aiohttp_failure(aiohttp, exc, url)
@@ -773,7 +800,7 @@ async def _aconnect_aiohttp(
             raise _status_error(status, response.reason or "", headers, body, ended, url)
         content_type = headers.get("content-type", "")
         if _sniff(_media_type(content_type)):
-            prefix, ended = await _aread(reads, max_event_size, errors, failure, url)
+            prefix, ended = await _aread(reads, max_event_size, errors, failure, url, sniff=True)
             _classify(status, content_type, prefix, ended, url)
         chained = _achain(prefix, reads, errors, failure, url)
         yield AsyncEventStream(response, decoder, chained, status, headers, url)
