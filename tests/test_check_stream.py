@@ -526,3 +526,26 @@ def test_cli_limits(tmp_path: Path) -> None:
     assert "max_event_size (more than 1000 bytes)" in out
     code, _ = _run_cli("check", "--max-problems", "0", str(path))
     assert code == 2
+
+
+def test_endless_tool_call_indexes_stay_bounded() -> None:
+    """A stream that opens calls forever: bounded state, no spurious problems past the bound."""
+    from streamspec.check._walk import MAX_TRACKED
+
+    def call(j: int) -> dict[str, Any]:
+        return {"index": j, "id": f"c{j}", "type": "function", "function": {"name": "f"}}
+
+    chunks = [
+        {
+            **OK_CHUNK,
+            "choices": [{"index": i, "delta": {"tool_calls": [call(j) for j in range(8)]}}],
+        }
+        for i in range(MAX_TRACKED // 4)
+    ]
+    data = b"".join(map(event, chunks)) + b"data: [DONE]\n\n"
+    checker = StreamChecker(strict=True)
+    checker.feed(data)
+    report = checker.close()
+    assert checker.tracked == MAX_TRACKED
+    assert [p.kind for p in report.problems] == ["spec"] * len(report.problems)
+    assert all("finish_reason" in p.path for p in report.problems)  # none about the calls
