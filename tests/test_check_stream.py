@@ -549,3 +549,11 @@ def test_endless_tool_call_indexes_stay_bounded() -> None:
     assert checker.tracked == MAX_TRACKED
     assert [p.kind for p in report.problems] == ["spec"] * len(report.problems)
     assert all("finish_reason" in p.path for p in report.problems)  # none about the calls
+
+
+def test_long_unknown_keys_are_cut_in_note_paths() -> None:
+    chunks = [{**OK_CHUNK, "k" * 100_000 + str(i): 1} for i in range(3)]
+    report = check_stream(b"".join(map(event, chunks)) + b"data: [DONE]\n\n")
+    assert report.ok
+    assert [len(note.path) for note in report.notes] == [102]  # "$." + 100: one cut path
+    assert report.notes[0].events == 3

@@ -64,6 +64,11 @@ def _json_kind(value: Any) -> str:
     return "object"
 
 
+def _key(key: str) -> str:
+    """A key as a path shows it: cut to 100 characters (a hostile key may be megabytes)."""
+    return key if len(key) <= 100 else key[:97] + "..."
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -238,7 +243,7 @@ class Walk:
     def _extensions(self, obj: dict[str, Any], known: frozenset[str], path: str) -> None:
         for key in obj:
             if key not in known:
-                self.note(f"{path}.{key}")
+                self.note(f"{path}.{_key(key)}")
 
     def _expect(self, value: Any, kinds: tuple[str, ...], path: str, name: str) -> bool:
         kind = _json_kind(value)
@@ -259,7 +264,7 @@ class Walk:
         """A ``chat.completion.chunk``; ``reported``: its ``error`` member reports an error."""
         for key in raw:
             if key not in CHUNK_KEYS and not (key == "error" and reported):
-                self.note(f"$.{key}")
+                self.note(f"$.{_key(key)}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
             self.same_id(chunk_id)
@@ -441,7 +446,7 @@ class Walk:
         """A legacy ``text_completion`` chunk; ``reported`` as for :meth:`_chunk`."""
         for key in raw:
             if key not in COMPLETION_CHUNK_KEYS and not (key == "error" and reported):
-                self.note(f"$.{key}")
+                self.note(f"$.{_key(key)}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
             self.same_id(chunk_id)
