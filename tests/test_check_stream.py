@@ -557,3 +557,12 @@ def test_long_unknown_keys_are_cut_in_note_paths() -> None:
     assert report.ok
     assert [len(note.path) for note in report.notes] == [102]  # "$." + 100: one cut path
     assert report.notes[0].events == 3
+
+
+def test_long_server_messages_are_cut() -> None:
+    error = {"error": {"message": "m" * 50_000}}
+    for data in (event(OK_CHUNK) + event(error), json.dumps(error).encode()):
+        [problem] = check_stream(data).problems
+        assert problem.kind == "server_error"
+        assert len(problem.message) == 1000
+        assert problem.message.endswith("...")

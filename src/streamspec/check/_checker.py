@@ -54,6 +54,8 @@ _WHITESPACE = b" \t\r\n"
 _SSE_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 _TITLE = re.compile(rb"<title[^>]*>([^<]*)<", re.IGNORECASE)
+_MESSAGE_LIMIT = 1000
+"""Characters of a problem's message kept."""
 _LONG_LINE = 4000
 """A ``retry:`` line this long may hold more digits than ``int()`` converts."""
 _HTML_HEAD = 4096
@@ -380,10 +382,13 @@ class StreamChecker(Walk):
         return self._offset
 
     def _add(self, problem: Problem) -> None:
-        if len(self.problems) < self.max_problems:
-            self.problems.append(problem)
-        else:
+        if len(self.problems) >= self.max_problems:
             self.problems_omitted += 1
+            return
+        if len(problem.message) > _MESSAGE_LIMIT:  # a server's message may be megabytes
+            cut = problem.message[: _MESSAGE_LIMIT - 3] + "..."
+            problem = msgspec.structs.replace(problem, message=cut)
+        self.problems.append(problem)
 
     def problem(self, kind: ProblemKind, path: str, message: str) -> None:
         """A problem of the current event."""
