@@ -189,6 +189,23 @@ def test_model_map_non_streamed(gateway: Served) -> None:
     assert record.usage.total_tokens == USAGE["total_tokens"]
 
 
+def test_model_map_callable(upstream: tuple[HostileUpstream, str]) -> None:
+    served = Served(upstream[1], model_map=lambda name: "openai" if name.startswith("x-") else None)
+    try:
+        sdk = served.sdk()
+        chunks = list(sdk.chat.completions.create(model="x-small", messages=MESSAGES, stream=True))
+        assert upstream[0].requests[-1]["model"] == "openai"
+        assert {chunk.model for chunk in chunks} == {"x-small"}
+        first = served.recorder.take()
+        sdk.chat.completions.create(model="openai", messages=MESSAGES)  # unmapped: as it is
+        assert upstream[0].requests[-1]["model"] == "openai"
+        second = served.recorder.take()
+        assert (first.upstream_model, second.upstream_model) == ("openai", "openai")
+        assert first.usage is not None
+    finally:
+        served.close()
+
+
 def test_on_request_chooses_the_model(upstream: tuple[HostileUpstream, str], gateway: Served):
     chunks = list(
         gateway.sdk("route").chat.completions.create(model="any", messages=MESSAGES, stream=True)
@@ -328,10 +345,10 @@ def test_headers_forwarded_and_non_latin1_dropped(gateway: Served) -> None:
     assert headers["x-ratelimit-remaining-requests"] == "99"
     assert headers["x-ratelimit-reset-tokens"] == "6ms"
     assert headers["retry-after"] == "1"
-    assert "x-request-id" not in headers
+    assert headers.get_list("x-request-id") == ["req-abc123"]  # the UTF-8 one is dropped
     assert "x-internal" not in headers
     record = gateway.recorder.take()
-    assert (record.status, record.request_id) == ("complete", None)
+    assert (record.status, record.request_id) == ("complete", "req-abc123")
 
 
 def test_body_limit(gateway: Served) -> None:
