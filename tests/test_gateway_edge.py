@@ -500,3 +500,16 @@ def test_load_with_client_cuts(upstream: tuple[HostileUpstream, str]) -> None:
         served.close()
     noisy = [r for r in handler.records if r.exc_info or "socket.send" in r.getMessage()]
     assert noisy == []
+
+
+def test_client_gone_while_sending_its_body(gateway: Served) -> None:
+    import socket
+
+    port = int(gateway.server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 1000\r\n\r\n" + b'{"model": "openai"'
+        )
+    record = gateway.recorder.take()
+    assert (record.status, record.error_kind) == ("client_disconnected", "client_disconnected")
