@@ -261,6 +261,7 @@ class _Decoding(Generic[T]):
         self._json: bytearray | None = None  # the body, when it is a JSON document
         self._json_offset = 0  # where that document starts
         self._json_size = 0  # its bytes up to the last non-whitespace one
+        self._lf_pending = False  # [DONE] ended in CR at the end of a read: a LF may follow
         # While nothing is queued and the stream is in fast mode, feed() may take
         # its shortcuts (see streamspec._fastpath); a read of one event may be up
         # to this many bytes (an event's size, as the SSE parser counts it, is
@@ -334,6 +335,9 @@ class _Decoding(Generic[T]):
                 queued, self._queued = self._queued, []
                 self._decode_events(queued, out)
             if self.done:
+                if self._lf_pending and data:
+                    self._lf_pending = False
+                    self._consumed += data[:1] == b"\n"
                 return out
             if self._at_start:
                 data = self._check_start(data)
@@ -413,7 +417,7 @@ class _Decoding(Generic[T]):
         if body[:1] != b"{":
             return data
         self._json = bytearray()
-        self._json_offset = base + len(text) - len(body)
+        self._json_offset = self._consumed = base + len(text) - len(body)
         self._tail.clear()
         self._slow = False
         return body
@@ -628,6 +632,8 @@ class _Decoding(Generic[T]):
                 raise
             if chunk is _DONE_MARK:
                 self.done = True
+                # A CRLF that ends [DONE]'s blank line is part of it when its LF comes.
+                self._lf_pending = end == self._sse.offset and self._sse._after_cr
                 return
             out.append(chunk)  # type: ignore[arg-type]
         # Everything the parser completed is delivered: so are the no-op blocks after it.
