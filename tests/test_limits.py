@@ -333,3 +333,27 @@ def test_limit_is_inclusive_and_blank_lines_do_not_count() -> None:
     over = _all_ways(raw, len(event) - 1)
     assert over.error is EventTooLargeError
     assert over.errors[0].offset == 3
+
+
+class Slim(msgspec.Struct):
+    """A projection without an ``error`` field: errors are found by the byte probe."""
+
+    choices: list[Any] = []
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams(), st.integers(10, 400), st.lists(st.integers(0, 1 << 16), max_size=12))
+def test_slim_type_same_outcome_however_split_on_both_paths(
+    raw: bytes, limit: int, points: list[int]
+) -> None:
+    cuts = [p % (len(raw) + 1) for p in points]
+    first: Outcome | None = None
+    for path, cls in PATHS.items():
+        run = partial(run_decoder, factory=partial(cls, Slim, max_event_size=limit), resume=True)
+        whole = run([raw])
+        if first is None:
+            first = whole
+        else:
+            assert_same(first, whole, f"{path} path whole (against the python path)")
+        for how, pieces in {"byte by byte": bytewise(raw), "split": split_at(raw, cuts)}.items():
+            assert_same(whole, run(pieces), f"{path} path {how}")

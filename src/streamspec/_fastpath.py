@@ -73,154 +73,152 @@ class PyDecoderCore:
         """Decode the next bytes of the stream; return the chunks they complete."""
         if type(data) is not bytes or self._shortcut_limit < 0 or 13 in data:
             return self._feed(data)  # type: ignore[arg-type]  # the general path checks it
-        if self._tail:
+        tail = self._tail
+        if tail:
+            # The usual end of an event split across reads: the read is its rest.
+            nl = data.find(b"\n")
+            if nl == len(data) - 2 and data[-1] == 10 and 10 not in tail:
+                event = tail + data
+                if event.startswith(PREFIX) and nl + len(tail) <= self.max_event_size:
+                    try:
+                        chunk = self._decode(event[5:])  # the two LFs are JSON whitespace
+                    except Exception:
+                        return self._feed(data)
+                    if not (chunk.error if self._has_error_field else ERROR_KEY in event):
+                        self._consumed += len(event)
+                        self._events += 1
+                        tail.clear()
+                        return [chunk]
             return self._feed_tail(data)
         # One complete data-only event, "data:<payload>\n\n": a live socket's
-        # typical read. Each test is one C call.
-        end = len(data) - 2
-        if (
-            data.find(b"\n") == end
-            and data.endswith(b"\n\n")
-            and data.startswith(PREFIX)
-            and end < self._shortcut_limit
-            and (self._has_error_field or ERROR_KEY not in data)
-        ):
-            try:
-                chunk = self._decode(data[5:end])
-            except Exception:  # [DONE], an error payload or bad data: the general path says
-                return self._feed(data)
-            if self._error_of(chunk):
-                return self._feed(data)
-            self._consumed += end + 2
-            self._events += 1
-            return [chunk]
+        # typical read. partition() finds the only LF with memchr.
+        line, lf, rest = data.partition(b"\n")
+        if rest == b"\n":
+            payload = line.removeprefix(PREFIX)
+            if payload is not line and len(line) <= self.max_event_size:
+                try:
+                    chunk = self._decode(payload)
+                except Exception:  # [DONE], an error payload, bad data: the general path
+                    return self._feed(data)
+                if not (chunk.error if self._has_error_field else ERROR_KEY in line):
+                    self._consumed += len(data)
+                    self._events += 1
+                    return [chunk]
+            return self._feed(data)
+        if not lf:  # no LF at all: the start of an event
+            if len(data) <= self.max_event_size:
+                self._tail += data
+                return []
+            return self._feed(data)
         return self._frame(data, [])
 
     def _feed_tail(self, data: bytes) -> list[Any]:
-        """A read after an unfinished event: it goes on, or ``data`` completes it."""
+        """A read after an unfinished event: it goes on, or ``data`` completes it.
+
+        Only the new bytes are searched (memchr), and the event is joined once.
+        """
         tail = self._tail
-        if tail[-1] == 10 and data[:1] == b"\n":
+        if tail[-1] == 10:  # the tail ends a line: only a blank line may follow
+            if data[:1] != b"\n":
+                return self._feed(data)
             end = 1
         else:
-            end = data.find(b"\n\n") + 2
-            if end < 2:  # the event goes on: only the new bytes were searched
-                if len(tail) + len(data) - (data[-1:] == b"\n") > self.max_event_size:
+            nl = data.find(b"\n")
+            size = len(data)
+            if nl < 0 or nl + 1 == size:  # the event goes on
+                if len(tail) + size - (nl >= 0) > self.max_event_size:
                     return self._feed(data)  # the general path raises, in stream order
                 tail += data
                 return []
-        event = tail + data[:end]
+            if data[nl + 1] != 10:
+                return self._feed(data)  # a second line: not a data-only event
+            end = nl + 2
+        # The event with its blank line (msgspec skips the two LFs as whitespace).
+        event = tail + data if end == len(data) else tail + data[:end]
         size = len(event) - 2
-        out: list[Any] = []
         if size > self.max_event_size:
             return self._feed(data)
-        if (
-            event.find(b"\n") == size
-            and event.startswith(PREFIX)
-            and (self._has_error_field or ERROR_KEY not in event)
-        ):
+        if event.startswith(PREFIX) and event.find(b"\n") == size:
             try:
-                chunk = self._decode(event[5:size])
+                chunk = self._decode(event[5:])
             except Exception:
                 return self._feed(data)
-            if self._error_of(chunk):
+            if chunk.error if self._has_error_field else ERROR_KEY in event:
                 return self._feed(data)
-            out.append(chunk)
+            out = [chunk]
             self._events += 1
-        elif not (event[:1] == b":" and _NOOP.fullmatch(event)):  # not a comment-only block
-            return self._feed(data)
-        self._consumed += len(event)
+        elif event[:1] == b":" and _NOOP.fullmatch(event):
+            out = []  # a comment-only block: nothing to do
+        else:
+            return self._feed(data)  # anything else
+        self._consumed += size + 2
         tail.clear()
         if end == len(data):
             return out
-        return self._frame(data[end:], out)
+        rest = data[end:]
+        if 10 not in rest and len(rest) <= self.max_event_size:  # the next event begins
+            tail += rest
+            return out
+        return self._frame(rest, out)
 
-    def _frame(self, buf: bytes, out: list[Any]) -> list[Any]:
-        """Decode ``buf``, which starts at an event boundary (no tail), after ``out``.
+    def _frame(self, buf: bytes, out: list[Any], pos: int = 0) -> list[Any]:
+        """Decode ``buf[pos:]``, which starts at an event boundary (no tail), after ``out``.
 
-        The usual read, whole data-only events and maybe the start of the next
-        one, costs one ``split`` and one ``map()`` of the decoder; reads with
-        blank lines or comments between events go block by block.
+        ``out`` holds the chunks this read already decoded, counted in
+        ``_events``; ``buf[:pos]`` is counted in ``_consumed``.
+
+        Event by event: one memchr finds the end of its line, the next byte must
+        end the event, and one slice is the payload. A run of blank lines and
+        comment-only blocks (no-ops in the spec's algorithm) is skipped by one
+        regex match. The first event of any other kind (``[DONE]`` included)
+        and what follows it go to the general path, with what was decoded.
         """
-        if not self._has_error_field and ERROR_KEY in buf:
-            return self._continue(buf, out)
-        if buf[:1] in _NOOP_START or b"\n\n\n" in buf or b"\n:" in buf:
-            return self._blocks(buf, out)
-        parts = buf.split(b"\n\n")
-        last = parts.pop()
-        if parts:
-            payloads = list(map(bytes.removeprefix, parts, repeat(PREFIX)))
-            limit = self.max_event_size
-            # A part that lacked the prefix comes back from removeprefix() as itself.
-            if (
-                any(map(is_, payloads, parts))
-                or buf.count(b"\n", 0, len(buf) - len(last)) != 2 * len(parts)
-                or (len(buf) > limit and max(map(len, parts)) > limit)
-            ):
-                return self._blocks(buf, out)
-            done = payloads[-1].strip() == b"[DONE]"
-            if done:
-                payloads.pop()
-            try:
-                chunks = list(map(self._decode, payloads))
-            except Exception:
-                return self._blocks(buf, out)  # finds the payload at fault
-            if any(map(self._error_of, chunks)):
-                return self._blocks(buf, out)
-            out += chunks
-            self._events += len(chunks)
-            used = len(buf) - len(last)
-            if done:
-                used -= len(parts[-1]) + 2
-                self._consumed += used
-                return self._continue(buf[used:], out)
-            self._consumed += used
-        return self._keep_tail(last, out)
-
-    def _blocks(self, buf: bytes, out: list[Any]) -> list[Any]:
-        """Block by block: runs of blank lines and comment-only blocks (no-ops in the
-        spec's algorithm) are skipped with one regex match, data-only events
-        decoded; the first block of any other kind is handed to the general path."""
+        if not self._has_error_field and buf.find(ERROR_KEY, pos) >= 0:
+            return self._continue(buf[pos:] if pos else buf, out)
         limit = self.max_event_size
         decode = self._decode
-        error_of = self._error_of
-        slim = not self._has_error_field
-        pos = 0
+        has_error = self._has_error_field
+        find = buf.find
+        append = out.append
         size = len(buf)
+        sized = size > limit  # only then can an event be over the limit
+        start = pos
+        delivered = len(out)
         handed = True
         while pos < size:
-            skip = _NOOP.match(buf, pos).end()  # type: ignore[union-attr]
-            if skip > pos:
+            nl = find(b"\n", pos)
+            if nl < 0 or nl + 1 == size:
+                handed = False  # the event is still arriving
+                break
+            line = buf[pos:nl]
+            payload = line.removeprefix(PREFIX)
+            if payload is line:  # not "data:": maybe a run of no-op blocks
+                skip = _NOOP.match(buf, pos).end()  # type: ignore[union-attr]
+                if skip == pos:
+                    break
                 if skip - pos > limit and max(map(len, buf[pos:skip].split(b"\n\n"))) > limit:
                     break  # maybe an oversized comment block: the parser measures it
                 pos = skip
                 continue
-            end = buf.find(b"\n\n", pos)
-            if end < 0:
-                handed = False
-                break
-            line = buf[pos:end]
-            if (
-                end - pos > limit
-                or not line.startswith(PREFIX)
-                or b"\n" in line
-                or (slim and ERROR_KEY in line)
-            ):
+            if buf[nl + 1] != 10 or (sized and nl - pos > limit):
                 break
             try:
-                chunk = decode(line[5:])
+                chunk = decode(payload)
             except Exception:
                 break
-            if error_of(chunk):
+            if has_error and chunk.error:
                 break
-            out.append(chunk)
-            self._events += 1
-            pos = end + 2
+            append(chunk)
+            pos = nl + 2
         else:
             handed = False
-        self._consumed += pos
+        self._events += len(out) - delivered
+        self._consumed += pos - start
         if handed:
-            return self._continue(buf[pos:], out)
-        return self._keep_tail(buf[pos:] if pos else buf, out)
+            return self._continue(buf[pos:] if pos else buf, out)
+        if pos < size:
+            return self._keep_tail(buf[pos:] if pos else buf, out)
+        return out
 
     def _keep_tail(self, rest: bytes, out: list[Any]) -> list[Any]:
         """Keep the start of an event still arriving; the general path raises if it is too big."""
