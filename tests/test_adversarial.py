@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -24,23 +24,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from paths import PATHS, compiled_lets_out, compiled_misses_a_cut_error_key
 from splitting import Outcome, assert_same, bytewise, run_decoder, split_at
 from streamspec import (
-    ChunkDecoder,
     Error,
     MalformedEventError,
     SSEParser,
     StreamError,
     TruncatedStreamError,
-    _fastpath,
 )
-from streamspec.decoder import PyChunkDecoder
 from streamspec.iterate import aiterate, iterate
 from streamspec.sse import MAX_RETRY
 
-PATHS: dict[str, Callable[..., Any]] = {"python": PyChunkDecoder}
-if _fastpath.IMPLEMENTATION == "c":
-    PATHS["c"] = ChunkDecoder
 paths = pytest.mark.parametrize("path", sorted(PATHS))
 
 SETTINGS = settings(
@@ -66,28 +61,10 @@ class Picky(msgspec.Struct):
             raise KeyError("boom")
 
 
-def _compiled_lets_out(raw: bytes, type: Any = None) -> bool:
-    """Whether this build of the compiled hot path lets an exception from decoding escape.
-
-    Builds of the accelerator older than the rule "any exception from decoding
-    goes to the general path" do; their rows of the tests below are skipped.
-    """
-    if "c" not in PATHS:
-        return False
-    decoder = ChunkDecoder() if type is None else ChunkDecoder(type)
-    try:
-        decoder.feed(raw)
-    except Error:
-        return False
-    except Exception:
-        return True
-    return False
-
-
 def paths_unless(raw: bytes, type: Any = None) -> pytest.MarkDecorator:
     """Both paths; the compiled one skipped when this build lets ``raw``'s exception out."""
     skip = pytest.mark.skipif(
-        _compiled_lets_out(raw, type),
+        compiled_lets_out(raw, type),
         reason="this build of the C accelerator lets an exception from decoding out of feed()",
     )
     return pytest.mark.parametrize(
@@ -103,26 +80,13 @@ A, B, C = chunk("a"), chunk("b"), chunk("c")
 DEEP = paths_unless(b"data: " + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"\n\n")
 
 
-def _compiled_misses_a_cut_error_key() -> bool:
-    """Whether this build of the compiled hot path misses '"error"' cut across two reads."""
-    if "c" not in PATHS:
-        return False
-    decoder = ChunkDecoder(Slim)
-    decoder.feed(b'data: {"err')
-    try:
-        decoder.feed(b'or": "x"}\n\n')
-    except StreamError:
-        return False
-    return True
-
-
 SLIM_SPLIT = pytest.mark.parametrize(
     "path",
     [
         pytest.param(
             p,
             marks=pytest.mark.skipif(
-                p == "c" and _compiled_misses_a_cut_error_key(),
+                p == "c" and compiled_misses_a_cut_error_key(),
                 reason="this build of the C accelerator misses an error key cut across reads",
             ),
         )

@@ -39,7 +39,7 @@ from itertools import repeat
 from operator import is_
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["IMPLEMENTATION", "DecoderCore", "split_events"]
+__all__ = ["IMPLEMENTATION", "NOOP_BLOCKS", "DecoderCore", "split_events"]
 
 PREFIX = b"data:"
 ERROR_KEY = b'"error"'
@@ -231,8 +231,13 @@ class PyDecoderCore:
         return out
 
 
-_NOOP = re.compile(rb"(?:(?::[^\n]*\n)*\n)*")
-"""A run of blank lines and comment-only blocks: nothing for the spec's algorithm to do."""
+NOOP_BLOCKS = re.compile(rb"\n*(?:(?::[^\n]*\n)+\n+)*")
+"""A run of blank lines and comment-only blocks: nothing for the spec's algorithm to do.
+
+Written so that runs of LFs and the text of comments are single-character
+repeats, which the regex engine scans in a tight loop.
+"""
+_NOOP = NOOP_BLOCKS
 _NOOP_START = (b"\n", b":")
 
 

@@ -58,6 +58,7 @@ from msgspec import UNSET, UnsetType
 
 from ._fastpath import (
     ERROR_KEY,
+    NOOP_BLOCKS,
     PREFIX,
     DecoderCore,
     PyDecoderCore,
@@ -265,8 +266,10 @@ class _Decoding(Generic[T]):
         # While nothing is queued and the stream is in fast mode, feed() may take
         # its shortcuts (see streamspec._fastpath); a read of one event may be up
         # to this many bytes (an event's size, as the SSE parser counts it, is
-        # the read minus its two LFs). -1 disables the shortcuts.
-        self._shortcut_limit = max_event_size + 2
+        # the read minus its two LFs). -1 disables the shortcuts: until the first
+        # non-whitespace byte says the body is not a JSON document, this path
+        # reads the stream.
+        self._shortcut_limit = -1
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -333,12 +336,18 @@ class _Decoding(Generic[T]):
         try:
             if self._queued:
                 queued, self._queued = self._queued, []
-                self._decode_events(queued, out)
+                try:
+                    self._decode_events(queued, out)
+                except Error:
+                    self._backlog += data  # the read waits behind the events still queued
+                    raise
             if self.done:
-                if self._lf_pending and data:
+                if self._lf_pending and (self._backlog or data):
                     self._lf_pending = False
-                    self._consumed += data[:1] == b"\n"
+                    self._consumed += (self._backlog or data)[:1] == b"\n"
                 return out
+            if self._backlog:
+                data, self._backlog = self._backlog + data, b""
             if self._at_start:
                 data = self._check_start(data)
             if self._json is not None:
@@ -347,8 +356,6 @@ class _Decoding(Generic[T]):
             if self._slow:
                 self._parse(data, out, resume=False)
                 return out
-            if self._backlog:
-                data, self._backlog = self._backlog + data, b""
             if 13 in data:  # b"\r"; an int needle takes the memchr path
                 # CR line endings (alone or in CRLF) need the spec's line logic,
                 # including a CRLF split across reads: the parser takes over.
@@ -357,8 +364,10 @@ class _Decoding(Generic[T]):
                 self._slow = True
                 self._parse(buf, out, resume=True)
                 return out
+            if self._tail[:1] == b":":
+                data = self._skip_comment_tail(data)
             if not self._tail:
-                self._region(data, b"", out)
+                self._region(self._skip_noops(data), b"", out)
             elif self._completes_tail(data):
                 head = bytes(self._tail)
                 self._tail.clear()
@@ -378,6 +387,7 @@ class _Decoding(Generic[T]):
                 or self.done
                 or self._failed
                 or self._json is not None
+                or self._at_start
             )
             self._shortcut_limit = -1 if busy else self.max_event_size + 2
         return out
@@ -461,6 +471,35 @@ class _Decoding(Generic[T]):
         )
 
     # -- fast mode, general case ---------------------------------------------------------------
+
+    def _skip_noops(self, data: bytes) -> bytes:
+        """Drop the blank lines and comment-only blocks ``data`` starts with (no tail).
+
+        They are no-ops in the spec's algorithm; one regex match finds them. A
+        run longer than ``max_event_size`` that may hold an oversized block is
+        left to the parser, which measures it.
+        """
+        skip = NOOP_BLOCKS.match(data).end()  # type: ignore[union-attr]
+        if not skip or (
+            skip > self.max_event_size
+            and max(map(len, data[:skip].split(b"\n\n"))) > self.max_event_size
+        ):
+            return data
+        self._consumed += skip
+        return data[skip:]
+
+    def _skip_comment_tail(self, data: bytes) -> bytes:
+        """When the unfinished event is a comment, end it (and any no-ops after it) at once."""
+        joined = bytes(self._tail) + data
+        skip = NOOP_BLOCKS.match(joined).end()  # type: ignore[union-attr]
+        if skip <= len(self._tail) or (
+            skip > self.max_event_size
+            and max(map(len, joined[:skip].split(b"\n\n"))) > self.max_event_size
+        ):
+            return data
+        self._tail.clear()
+        self._consumed += skip
+        return joined[skip:]
 
     def _completes_tail(self, data: bytes) -> bool:
         """Whether ``data`` ends the unfinished event (holds its blank line).

@@ -15,6 +15,8 @@ gives it meaning.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from .errors import EventTooLargeError
@@ -28,6 +30,15 @@ _BOM = b"\xef\xbb\xbf"
 _CR = 13
 _LF = 10
 _COLON = 58
+
+_EOL = rb"(?:\r\n|\r(?!\n)|\n)"
+_NOOP_RUN = re.compile(rb"(?:[\r\n]+|(?::[^\r\n]*" + _EOL + rb")+" + _EOL + rb")+")
+"""At an event boundary: blank lines and comment-only blocks, which change nothing.
+
+A comment block ends at its blank line; a CR followed by LF is one line
+ending, never a comment's end and a blank line (the lookahead says so).
+"""
+_NOOP_FIRST = (_CR, _LF, _COLON)
 
 
 MAX_RETRY = 2**63 - 1
@@ -179,6 +190,8 @@ class SSEParser:
                 pos = 1
                 if self._boundary == base:  # the CRLF of a blank line is now whole
                     self._boundary = base + 1
+        if pos < end and data[pos] in _NOOP_FIRST and not self.pending:
+            pos = self._skip_noops(data, pos, base)
         next_lf = data.find(b"\n", pos)
         next_cr = data.find(b"\r", pos)
         while pos < end:
@@ -213,6 +226,25 @@ class SSEParser:
             else:
                 self._dispatch(events, base + pos)
                 self._boundary = base + pos
+                if pos < end and data[pos] in _NOOP_FIRST:
+                    pos = self._skip_noops(data, pos, base)
+
+    def _skip_noops(self, data: bytes, pos: int, base: int) -> int:
+        """At an event boundary, step over the blank lines and comment-only blocks at ``pos``.
+
+        One regex match instead of a line at a time; the spec's algorithm does
+        nothing for them. A run longer than ``max_event_size`` is left to the
+        line loop, which measures each block.
+        """
+        match = _NOOP_RUN.match(data, pos)
+        stop = pos if match is None else match.end()
+        if stop == pos or stop - pos > self.max_event_size:
+            return pos
+        # Complete blocks only: the run ends after a blank line.
+        self._boundary = base + stop
+        if stop == len(data) and data[stop - 1] == _CR:
+            self._after_cr = True  # a LF in the next read is part of this CRLF
+        return stop
 
     def close(self) -> list[ServerSentEvent]:
         """End the stream. An unterminated final event is discarded (never dispatched)."""
