@@ -5,21 +5,28 @@ What they accept, and nothing else::
     data:<payload>\\n\\n          (the space after "data:" is kept in the payload;
     data:<payload>\\n\\n           msgspec skips it as JSON whitespace)
 
-with no CR anywhere and no LF inside a payload. Whatever else a stream holds
-(comments, ``event:``/``id:`` lines, multi-line data, CR line endings, a BOM,
-blank-line runs) is left to :class:`streamspec.ChunkDecoder`'s general path,
-which runs the WHATWG algorithm from the last clean event boundary on.
+with no CR anywhere and no LF inside a payload; between such events, blank
+lines and comment-only blocks, which the WHATWG algorithm does nothing for (the
+pure-Python path steps over a run of them with one regex match). Whatever else
+a stream holds (``event:``/``id:`` lines, multi-line data, CR line endings, a
+BOM, ``[DONE]``, a payload that fails to decode or reports an error, an event
+near the size limit, the stream start) is left to
+:class:`streamspec.ChunkDecoder`'s general path, which runs the WHATWG
+algorithm from the last clean event boundary on.
 
 Two pieces, each in two interchangeable implementations with the same
 contract: the compiled module ``streamspec._speedups`` when it was built, and
-the pure-Python code below otherwise (or when ``STREAMSPEC_PURE_PYTHON=1``):
+the pure-Python code below otherwise (or when ``STREAMSPEC_PURE_PYTHON=1``;
+:class:`streamspec.decoder.PyChunkDecoder` uses it in any process):
 
-* ``DecoderCore``: the base class of ``ChunkDecoder``; its ``feed()`` decodes a
-  read holding exactly one such event (a live socket's typical read) and
-  otherwise calls ``self._feed()``. The compiled one also handles, in fast
-  mode, any read without CR whose events are all data-only, including the
-  unfinished event it completes; whenever it cannot, it hands the read to
-  ``self._feed()`` with nothing changed.
+* ``DecoderCore``: the base class of ``ChunkDecoder``. While
+  ``_shortcut_limit >= 0`` its ``feed()`` decodes, in fast mode, any read
+  without CR whose events are data-only, including the unfinished event it
+  completes. It decodes what it is sure of; at the first event it cannot take
+  it hands the rest of the read, from that event boundary, to
+  ``self._continue(rest, chunks)``, and a read it cannot start goes to
+  ``self._feed(data)`` with nothing changed. Any exception from decoding a
+  payload means "the general path decides", never an error of its own.
 * ``split_events(data, start, head=b"")``: cuts ``head + data[start:]`` into
   the payloads of consecutive such events, returning ``(payloads, stop)``
   where ``stop`` is where in ``data`` the last complete event ends, or
@@ -27,6 +34,10 @@ the pure-Python code below otherwise (or when ``STREAMSPEC_PURE_PYTHON=1``):
   event whose end (its blank line) is in ``data``; it is joined to its end
   without copying the rest of ``data``. Payloads exclude ``data:``; they may
   keep the LF that ends their line.
+
+Measured on CPython: ``find``/``in`` with a one-byte needle run memchr, while
+searches for longer needles and ``split()`` cost about a nanosecond a byte, so
+the pure-Python path frames event by event with memchr only.
 """
 
 from __future__ import annotations
