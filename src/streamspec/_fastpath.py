@@ -121,6 +121,18 @@ class PyDecoderCore:
                 self._tail += data
                 return []
             return self._feed(data)
+        if rest[:1] == b"\n" and self._has_error_field:
+            # Several events: the first one is already cut out.
+            payload = line.removeprefix(PREFIX)
+            if payload is not line and len(line) <= self.max_event_size:
+                try:
+                    chunk = self._decode(payload)
+                except Exception:
+                    return self._frame(data, [])  # it stops at once, before this event
+                if not chunk.error:
+                    self._consumed += len(line) + 2
+                    self._events += 1
+                    return self._frame(data, [chunk], len(line) + 2)
         return self._frame(data, [])
 
     def _feed_tail(self, data: bytes) -> list[Any]:
