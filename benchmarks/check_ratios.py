@@ -24,10 +24,14 @@ decoder benchmark itself in rounds alternating decoder and ceiling, which a
 change of load between two benchmarks cannot skew; when it disagrees with
 ``measured``, the machine was busy (it is printed, not gated).
 
-Only the two decoder/ceiling ratios gate: the exit status is 1 when one of
+The two decoder/ceiling ratios gate: the exit status is 1 when one of
 them exceeds its target (or, where the target is known to be missed, the known
 level, see ``GATES``) by more than ``--tolerance`` (default 20%), 2 when they
-are missing from the report. Everything else is printed, and flagged
+are missing from the report. When the report holds the pure-Python groups of
+``test_bench_pure.py`` (``pure-*``, ``floods``), they gate the same way
+(``PURE_GATES``): each read shape against the ceiling, a 100-byte read of a
+large event against a one-event read (no re-scan), and each flood's time per
+byte against the ceiling's (``FLOOD_FLOOR``). Everything else is printed, and flagged
 with ``!`` when it misses its target.
 """
 
@@ -53,6 +57,33 @@ event per read): the gate then guards that level against regressions while the
 table keeps reporting the miss. With the accelerator every target holds, so
 none is set.
 """
+
+PURE_GATES = (
+    ("pure Python / ceiling, one event per read", "pure-event", "streamspec-python", "ceiling",
+     1.6, 2.05),
+    ("pure Python / ceiling, two events per read", "pure-two", "streamspec-python", "ceiling",
+     2.0, 2.7),
+    ("pure Python / ceiling, every event split in two", "pure-split", "streamspec-python",
+     "ceiling", 2.5, 3.4),
+    ("pure Python / ceiling, every event split in three", "pure-split3", "streamspec-python",
+     "ceiling", 3.5, 4.2),
+    ("pure Python / ceiling, 64 KiB reads", "pure-64k", "streamspec-python", "ceiling", 1.6,
+     1.95),
+)  # fmt: skip
+"""The pure-Python hot path (``test_bench_pure.py``), gated like ``GATES`` when in the report.
+
+The known levels are what this implementation measures on a 2-core machine
+with other jobs beside it: one Python call, a few C-level byte operations and
+the list a read returns cost about as much as msgspec's own decoding of a chunk.
+"""
+
+FLOOD_FLOOR = 16.0
+"""A flood's time per byte may be at most this many times msgspec's time per byte of chunk
+payloads in the same run: about 50 MB/s where msgspec decodes 800 MB/s."""
+
+SMALL_READ_CEILING = 1.0
+"""A 100-byte read of a 16 KiB event may cost at most what a one-event read of the usual
+stream costs: a decoder that re-scanned its tail would pay for the whole event each time."""
 
 INFO_RATIOS = (
     ("full / lean chunk type (msgspec alone)", "hot-path-64k", "ceiling", "lean", 1.15),
@@ -165,6 +196,7 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
         ("ratio", "measured", "interleaved", "target", "fails above", "status"),
         rows,
     )
+    status = max(status, _check_pure(report, tolerance))
 
     rows = []
     for peer, minimum in SPEEDUP_TARGETS.items():
@@ -199,6 +231,82 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
         print("FAIL: a decoder/ceiling ratio exceeds its target by more than the tolerance")
     else:
         print("ok: the decoder/ceiling ratios are within tolerance")
+    return status
+
+
+def _check_pure(report: Report, tolerance: float) -> int:
+    """The pure-Python rows, when the report has them: read shapes, small reads, floods."""
+    if not any(group.startswith("pure-") for group, _ in report.index):
+        return 0
+    status = 0
+    rows: list[tuple[str, ...]] = []
+    for label, group, num, den, target, known in PURE_GATES:
+        value = report.ratio(group, num, den)
+        limit = max(target, known or target) * (1 + tolerance)
+        if value is None:
+            verdict, status = "MISSING", max(status, 2)
+        elif value > limit:
+            verdict, status = "FAIL", max(status, 1)
+        elif value > target and known is not None:
+            verdict = f"! misses target (known level {known:.2f}x)"
+        elif value > target:
+            verdict = "over target, within tolerance"
+        else:
+            verdict = "ok"
+        paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling"))
+        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+
+    def per_read(group: str, impl: str) -> float | None:
+        time, reads = report.time(group, impl), report.info(group, impl, "reads")
+        return None if time is None or not reads else time / reads
+
+    small = per_read("pure-large", "streamspec-python-100B")
+    usual = per_read("pure-event", "streamspec-python")
+    value = None if small is None or usual is None else small / usual
+    limit = SMALL_READ_CEILING * (1 + tolerance)
+    if value is None:
+        verdict, status = "MISSING", max(status, 2)
+    else:
+        verdict = "ok" if value <= SMALL_READ_CEILING else "FAIL" if value > limit else "over"
+        status = max(status, 1 if value > limit else 0)
+    rows.append(
+        (
+            "100-byte read of a 16 KiB event / one-event read",
+            _fmt(value),
+            "-",
+            f"<= {SMALL_READ_CEILING:.2f}x",
+            f"{limit:.2f}x",
+            verdict,
+        )
+    )
+    ceiling = report.index.get(("pure-64k", "ceiling"))
+    floods = sorted(impl for group, impl in report.index if group == "floods")
+    if ceiling is not None:
+        per_byte = report.time("pure-64k", "ceiling") or 0.0
+        per_byte /= ceiling["extra_info"]["bytes"]
+        for impl in floods:
+            bench = report.index[("floods", impl)]
+            flood_per_byte = report.time("floods", impl) or 0.0
+            flood_per_byte /= bench["extra_info"]["bytes"]
+            ratio = flood_per_byte / per_byte if per_byte else None
+            mb = bench["extra_info"].get("mb_per_s")
+            over = ratio is not None and ratio > FLOOD_FLOOR * (1 + tolerance)
+            status = max(status, 1 if over else 0)
+            rows.append(
+                (
+                    f"flood {impl}: time per byte / ceiling's ({mb} MB/s)",
+                    _fmt(ratio),
+                    "-",
+                    f"<= {FLOOD_FLOOR:.0f}x",
+                    f"{FLOOD_FLOOR * (1 + tolerance):.1f}x",
+                    "FAIL" if over else "ok",
+                )
+            )
+    _print_table(
+        "Pure-Python hot path (same run; fails above target + tolerance, or the known level)",
+        ("ratio", "measured", "interleaved", "target", "fails above", "status"),
+        rows,
+    )
     return status
 
 
