@@ -2,13 +2,15 @@
  * Compiled fast paths of streamspec's ChunkDecoder (optional: decoder.py has
  * the same logic in Python and uses it when this module is not built).
  *
- * Both recognise only runs of data-only events,
+ * Both recognise only what needs no interpretation: runs of data-only events,
  *
  *     data:<payload>\n\n
  *
- * with no CR anywhere and no LF inside a payload; everything else is left to
- * the Python general path, which runs the WHATWG algorithm. The payload keeps
- * the optional space after "data:"; msgspec skips it as JSON whitespace.
+ * with no CR anywhere and no LF inside a payload. The decoding fast mode also
+ * passes over what the WHATWG algorithm ignores between and inside such
+ * events: blank lines and comment lines (": keep-alive"). Everything else is
+ * left to the Python general path, which runs the full algorithm. The payload
+ * keeps the optional space after "data:"; msgspec skips it as JSON whitespace.
  *
  * - DecoderCore: the base class of ChunkDecoder. In fast mode its feed()
  *   decodes any read without CR whose events are data-only (and the
@@ -18,11 +20,25 @@
  *   to the subclass's _continue(); a read it cannot start goes, with nothing
  *   changed, to _feed().
  * - split_events(data, start, head): cuts a buffer into payloads at C speed.
+ *
+ * Python code runs inside feed() (msgspec calls a chunk type's __post_init__,
+ * __bool__ of an `error` value, a metaclass's lookups), and it may do anything
+ * to the decoder. So feed() works on a snapshot: strong references to the
+ * decode callable and the tail, the tail's bytes copied before the first call
+ * into Python, the limits read once. Before it commits it checks that nothing
+ * changed; if something did, the Python path decides with the state as the
+ * hook left it. A feed() entered again from such a hook raises RuntimeError.
+ * A payload msgspec cannot decode goes to the general path, which reports it;
+ * an exception of Python code goes through with nothing committed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define HAVE_SSE2_PROBE 1
+#endif
 
 static PyObject *DecodeError = NULL;  /* msgspec.DecodeError */
 static PyObject *Unset = NULL;        /* msgspec.UNSET */
@@ -30,21 +46,36 @@ static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
 static PyObject *str_continue = NULL; /* "_continue" */
 
-/* memmem is a GNU extension: a small portable search for the '"error"' probe. */
+static const char ERROR_KEY[] = "\"error\"";
+#define ERROR_KEY_LEN 7
+
+/* Whether p[0:n] holds '"error"'. Candidates are found by its rare pair "rr"
+ * (offsets 2 and 3), sixteen positions at a time where SSE2 is available. */
 static int
-contains(const char *haystack, Py_ssize_t n, const char *needle, Py_ssize_t m)
+has_error_key(const char *p, Py_ssize_t n)
 {
-    const char *end = haystack + n - m;
-    const char *p = haystack;
-    while (p <= end) {
-        p = memchr(p, needle[0], (size_t)(end - p + 1));
-        if (p == NULL) {
-            return 0;
+    Py_ssize_t i = 0;
+#ifdef HAVE_SSE2_PROBE
+    const __m128i r = _mm_set1_epi8('r');
+    /* The loads read p[i+2 .. i+18]; a candidate at i+15 is checked up to i+21. */
+    for (; i + 22 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 3));
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpeq_epi8(a, r), _mm_cmpeq_epi8(b, r)));
+        while (mask != 0) {
+            int k = __builtin_ctz(mask);
+            if (memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0) {
+                return 1;
+            }
+            mask &= mask - 1;
         }
-        if (memcmp(p, needle, (size_t)m) == 0) {
+    }
+#endif
+    for (; i + ERROR_KEY_LEN <= n; i++) {
+        if (p[i + 2] == 'r' && p[i + 3] == 'r' && memcmp(p + i, ERROR_KEY, ERROR_KEY_LEN) == 0) {
             return 1;
         }
-        p++;
     }
     return 0;
 }
@@ -52,17 +83,31 @@ contains(const char *haystack, Py_ssize_t n, const char *needle, Py_ssize_t m)
 typedef struct {
     PyObject_HEAD
     PyObject *decode;          /* msgspec Decoder.decode, bound */
-    PyObject *error_of;        /* chunk -> truthy when it carries an error */
-    PyObject *tail;            /* bytearray: the unfinished event (fast mode) */
+    PyObject *error_of;        /* chunk -> truthy when it carries an error (Python path) */
+    PyObject *tail;            /* exact bytearray: the unfinished event (fast mode) */
     Py_ssize_t shortcut_limit; /* >= 0: fast mode on; -1: off (the Python twin also
-                                  * uses it as the largest one-event read) */
+                                * uses it as the largest one-event read) */
     Py_ssize_t max_event_size;
     long long consumed;        /* stream offset where the unfinished event starts */
     long long events;          /* data events seen */
     char has_error_field;      /* the chunk type declares `error` */
-    PyObject *error_owner;     /* the chunk type whose `error` slot offset is cached */
-    Py_ssize_t error_offset;   /* that offset, read directly instead of getattr */
+    char busy;                 /* inside feed() */
+    PyObject *error_owner;     /* the chunk type whose `error` lookup is cached */
+    unsigned int error_tag;    /* that type's version tag when it was cached */
+    Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
 } CoreObject;
+
+/* What feed() read from the decoder before its first call into Python. */
+typedef struct {
+    PyObject *decode;     /* strong */
+    PyObject *tail;       /* strong */
+    Py_ssize_t tn;        /* the tail's size */
+    Py_ssize_t shortcut_limit;
+    Py_ssize_t max;
+    long long consumed;
+    long long events;
+    char has_error_field;
+} Snapshot;
 
 static int
 Core_traverse(CoreObject *self, visitproc visit, void *arg)
@@ -103,31 +148,66 @@ Core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-/* Whether the chunk's `error` field is set (truthy): 1, 0, or -1 on error.
- * msgspec stores Struct fields in slots behind member descriptors; the slot's
- * offset is looked up once per chunk type and read directly after that. */
+/* The version tag of a type, 0 when it has none (its attributes may change
+ * unnoticed): a cached lookup on the type is valid while the tag is the same. */
+static unsigned int
+version_tag(PyTypeObject *type)
+{
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+#endif
+    return type->tp_version_tag;
+}
+
+/* The offset of the object slot behind `type.error` when reading it directly
+ * is exactly what getattr would do, else -1. The descriptor must be a member
+ * descriptor of an object slot, owned by `type` or one of its bases, lying
+ * inside that owner's instances, with no custom attribute lookup in the way. */
+static Py_ssize_t
+error_slot(PyTypeObject *type)
+{
+    if (type->tp_getattro != PyObject_GenericGetAttr) {
+        return -1;
+    }
+    PyObject *descr = _PyType_Lookup(type, str_error); /* borrowed; runs no Python code */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        return -1;
+    }
+    PyMemberDescrObject *member = (PyMemberDescrObject *)descr;
+    PyMemberDef *def = member->d_member;
+    PyTypeObject *owner = member->d_common.d_type;
+    if (def == NULL || owner == NULL || (def->type != T_OBJECT_EX && def->type != T_OBJECT)) {
+        return -1;
+    }
+#ifdef Py_RELATIVE_OFFSET
+    if (def->flags & Py_RELATIVE_OFFSET) {
+        return -1;
+    }
+#endif
+    if (!PyType_IsSubtype(type, owner) || def->offset < (Py_ssize_t)sizeof(PyObject) ||
+        def->offset > owner->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
+        return -1;
+    }
+    return def->offset;
+}
+
+/* Whether the chunk's `error` field is set (truthy): 1, 0, or -1 with an
+ * exception set. msgspec stores Struct fields in slots behind member
+ * descriptors; the validated slot offset is cached per chunk type (and type
+ * version) and read directly after that. */
 static int
 carries_error(CoreObject *self, PyObject *chunk)
 {
-    PyObject *type = (PyObject *)Py_TYPE(chunk);
-    if (type != self->error_owner) {
-        Py_CLEAR(self->error_owner);
-        self->error_offset = -1;
-        PyObject *descr = PyObject_GetAttr(type, str_error);
-        if (descr == NULL) {
-            PyErr_Clear();
-        }
-        else {
-            if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-                PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-                if (member->type == T_OBJECT_EX || member->type == T_OBJECT) {
-                    self->error_offset = member->offset;
-                }
-            }
-            Py_DECREF(descr);
-        }
+    PyTypeObject *type = Py_TYPE(chunk);
+    unsigned int tag = version_tag(type);
+    if ((PyObject *)type != self->error_owner || tag == 0 || tag != self->error_tag) {
+        Py_ssize_t offset = error_slot(type);
         Py_INCREF(type);
-        self->error_owner = type;
+        Py_XSETREF(self->error_owner, (PyObject *)type);
+        self->error_offset = offset;
+        self->error_tag = version_tag(type); /* the lookup may have assigned one */
     }
     PyObject *value;
     if (self->error_offset >= 0) {
@@ -135,36 +215,57 @@ carries_error(CoreObject *self, PyObject *chunk)
         if (value == NULL || value == Py_None || value == Unset) {
             return 0;
         }
-        return PyObject_IsTrue(value);
+        Py_INCREF(value); /* __bool__ may clear the slot */
     }
-    value = PyObject_GetAttr(chunk, str_error);
-    if (value == NULL) {
-        return -1;
+    else {
+        value = PyObject_GetAttr(chunk, str_error);
+        if (value == NULL) {
+            return -1;
+        }
     }
     int truth = PyObject_IsTrue(value);
     Py_DECREF(value);
     return truth;
 }
 
+/* After msgspec failed: 0 (exception cleared) when the general path should
+ * take the payload and report it (it does not decode: DecodeError, invalid
+ * UTF-8, nesting too deep for the recursion limit), -1 to let the exception
+ * through with nothing committed, as the general path would (an exception of
+ * the chunk type's own code, MemoryError, KeyboardInterrupt). */
+static int
+hand_over_failure(void)
+{
+    if (PyErr_ExceptionMatches(DecodeError) || PyErr_ExceptionMatches(PyExc_UnicodeDecodeError) ||
+        PyErr_ExceptionMatches(PyExc_RecursionError)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
 /* Decodes one payload; returns a new reference to the chunk, or NULL with no
  * exception set when the general path must decide (a payload that fails to
- * decode, or a chunk that carries an error), or NULL with an exception set. */
+ * decode, a chunk that carries an error), or NULL with an exception set (a
+ * failure of Python code, which the general path would raise as well). */
 static PyObject *
-decode_payload(CoreObject *self, PyObject *payload)
+decode_payload(CoreObject *self, const Snapshot *snap, const char *p, Py_ssize_t pn)
 {
-    PyObject *chunk = PyObject_CallOneArg(self->decode, payload);
-    if (chunk == NULL) {
-        if (PyErr_ExceptionMatches(DecodeError) ||
-            PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-            PyErr_Clear(); /* [DONE], an error payload or bad data */
-        }
+    PyObject *payload = PyBytes_FromStringAndSize(p, pn);
+    if (payload == NULL) {
         return NULL;
     }
-    if (self->has_error_field) {
+    PyObject *chunk = PyObject_CallOneArg(snap->decode, payload);
+    Py_DECREF(payload);
+    if (chunk == NULL) {
+        hand_over_failure(); /* [DONE], an error payload, bad data, RecursionError... */
+        return NULL;
+    }
+    if (snap->has_error_field) {
         int truth = carries_error(self, chunk);
         if (truth != 0) {
             Py_DECREF(chunk);
-            return NULL; /* an error chunk (or a failed truth test) */
+            return NULL; /* an error chunk (the general path says), or a failed test */
         }
     }
     return chunk;
@@ -191,22 +292,6 @@ blank_line_end(const char *s, Py_ssize_t n, int tail_ends_with_lf)
     return -1;
 }
 
-/* Sets the tail to s[0:n] without its leading LFs (blank lines between events
- * are no-ops); returns how many were dropped, or -1 on a Python error. */
-static Py_ssize_t
-set_tail(CoreObject *self, const char *s, Py_ssize_t n)
-{
-    Py_ssize_t skipped = 0;
-    while (skipped < n && s[skipped] == '\n') {
-        skipped++;
-    }
-    if (PyByteArray_Resize(self->tail, n - skipped) < 0) {
-        return -1;
-    }
-    memcpy(PyByteArray_AS_STRING(self->tail), s + skipped, (size_t)(n - skipped));
-    return skipped;
-}
-
 /* An event's size as the SSE parser counts it: a final line ending excluded. */
 static Py_ssize_t
 event_size(const char *s, Py_ssize_t n)
@@ -214,16 +299,23 @@ event_size(const char *s, Py_ssize_t n)
     return n > 0 && s[n - 1] == '\n' ? n - 1 : n;
 }
 
-/* Frames the consecutive data-only events of s[pos:n] and sets *stop to where
- * the framed events end. With self NULL it appends each payload to `out`;
- * otherwise it decodes each payload while it is still in cache and appends the
- * chunk, stopping before [DONE], an oversized event, or a payload that fails
- * to decode or carries an error. Returns 1 when it reached the events still
- * arriving, 0 when it stopped before an event the general path must handle
- * (also any line that is not a data-only event's), -1 on a Python error. */
+/* Whether an unfinished block may wait in the tail: it starts like a data
+ * line or a comment. Anything else (a whole-body JSON document, a BOM, a
+ * field the fast mode never takes) goes to the general path at once. */
 static int
-frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out,
-      Py_ssize_t *stop)
+tail_may_start(const char *s, Py_ssize_t n)
+{
+    if (n == 0 || s[0] == ':') {
+        return 1;
+    }
+    return memcmp(s, "data:", (size_t)(n < 5 ? n : 5)) == 0;
+}
+
+/* split_events' framing: appends the payload of each consecutive data-only
+ * event of s[pos:n] to `out` and sets *stop to where they end. Returns 1 when
+ * it reached an event still arriving, 0 at any other line, -1 on error. */
+static int
+frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ssize_t *stop)
 {
     *stop = pos;
     while (pos < n) {
@@ -238,37 +330,118 @@ frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *o
         if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
             return 0; /* not a data-only event */
         }
-        const char *p = s + pos + 5;
-        Py_ssize_t pn = end - pos - 5;
-        PyObject *item = PyBytes_FromStringAndSize(p, pn);
+        PyObject *item = PyBytes_FromStringAndSize(s + pos + 5, end - pos - 5);
         if (item == NULL) {
             return -1;
         }
-        if (self != NULL) {
-            Py_ssize_t j = 0;
-            while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
-                j++;
-            }
-            if (end - pos > self->max_event_size || (j < pn && p[j] == '[')) {
-                Py_DECREF(item);
-                return 0; /* an oversized event, or [DONE] (or an array) */
-            }
-            PyObject *chunk = decode_payload(self, item);
-            Py_DECREF(item);
-            if (chunk == NULL) {
-                return PyErr_Occurred() ? -1 : 0;
-            }
-            item = chunk;
-        }
-        if (PyList_Append(out, item) < 0) {
-            Py_DECREF(item);
+        int failed = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (failed) {
             return -1;
         }
-        Py_DECREF(item);
         pos = end + 2;
         *stop = pos;
     }
     return 1;
+}
+
+/* The decoding fast mode's framing of s[pos:n]: blocks of comment lines and
+ * at most one data line, each ended by a blank line; blank lines between
+ * blocks. Each payload is decoded while it is still in cache and its chunk
+ * appended to `chunks`; a block without data is a no-op. Sets *stop to the
+ * end of the last block taken. Returns 1 when it reached a block still
+ * arriving, 0 when it stopped before a block the general path must handle
+ * (another kind of line, a second data line, [DONE], an oversized block, a
+ * payload that fails to decode or carries an error), -1 on a Python error. */
+static int
+frame_decode(CoreObject *self, const Snapshot *snap, const char *s, Py_ssize_t n, Py_ssize_t pos,
+             PyObject *chunks, Py_ssize_t *stop)
+{
+    *stop = pos;
+    while (pos < n) {
+        if (s[pos] == '\n') { /* a blank line between blocks: nothing to dispatch */
+            pos++;
+            *stop = pos;
+            continue;
+        }
+        Py_ssize_t start = pos, last = pos;
+        const char *p = NULL;
+        Py_ssize_t pn = 0;
+        for (;;) {
+            const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+            if (newline == NULL) {
+                return 1; /* the block is still arriving */
+            }
+            Py_ssize_t end = newline - s;
+            if (end == pos) {
+                break; /* the blank line that ends the block */
+            }
+            if (s[pos] != ':') { /* not a comment: the block's one data line */
+                if (p != NULL || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
+                    return 0;
+                }
+                p = s + pos + 5;
+                pn = end - pos - 5;
+            }
+            last = end;
+            pos = end + 1;
+        }
+        /* The block runs from start to its last line's end (the parser's count). */
+        if (last - start > snap->max) {
+            return 0;
+        }
+        if (p != NULL) {
+            Py_ssize_t j = 0;
+            while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+                j++;
+            }
+            if (j < pn && p[j] == '[') {
+                return 0; /* [DONE] (or an array) */
+            }
+            if (!snap->has_error_field && has_error_key(p, pn)) {
+                return 0; /* the type cannot show an error member: the general path looks */
+            }
+            PyObject *chunk = decode_payload(self, snap, p, pn);
+            if (chunk == NULL) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            int failed = PyList_Append(chunks, chunk);
+            Py_DECREF(chunk);
+            if (failed) {
+                return -1;
+            }
+        }
+        pos++; /* past the blank line */
+        *stop = pos;
+    }
+    return 1;
+}
+
+/* Whether the decoder is as feed() found it: nothing Python code ran into
+ * (a chunk type's hook) replaced, resized or rewrote what feed() commits to. */
+static int
+unchanged(CoreObject *self, const Snapshot *snap, const char *tail_copy)
+{
+    return self->decode == snap->decode && self->tail == snap->tail &&
+           PyByteArray_GET_SIZE(snap->tail) == snap->tn &&
+           (snap->tn == 0 || memcmp(PyByteArray_AS_STRING(snap->tail), tail_copy,
+                                    (size_t)snap->tn) == 0) &&
+           self->shortcut_limit == snap->shortcut_limit && self->max_event_size == snap->max &&
+           self->consumed == snap->consumed && self->events == snap->events &&
+           self->has_error_field == snap->has_error_field;
+}
+
+/* Sets the (validated) tail to s[0:n]. */
+static int
+set_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+{
+    if (PyByteArray_Resize(snap->tail, n) < 0) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(PyByteArray_AS_STRING(snap->tail), s, (size_t)n);
+    }
+    return 0;
 }
 
 /* Commits the events decoded so far (`used` bytes of the stream, counted from
@@ -276,9 +449,10 @@ frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *o
  * at a clean event boundary, to the general path: self._continue(rest, chunks).
  * Steals the reference to `chunks`. */
 static PyObject *
-hand_over(CoreObject *self, const char *rest, Py_ssize_t n, Py_ssize_t used, PyObject *chunks)
+hand_over(CoreObject *self, const Snapshot *snap, const char *rest, Py_ssize_t n,
+          Py_ssize_t used, PyObject *chunks)
 {
-    if (PyByteArray_Resize(self->tail, 0) < 0) {
+    if (set_tail(snap, NULL, 0) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
@@ -295,111 +469,150 @@ hand_over(CoreObject *self, const char *rest, Py_ssize_t n, Py_ssize_t used, PyO
     return out;
 }
 
-/* Fast mode for any read without CR: the unfinished event grows, or the read
- * completes it and brings whole data-only events, all decoded here. Nothing
- * is changed unless everything succeeds; NULL with no exception set means
- * "the general path decides", with the state as it was. */
+/* Fast mode for a read without CR (`data`, exact bytes): the unfinished event
+ * grows, or the read completes it and brings more blocks, all decoded here.
+ * NULL with no exception set means "the general path decides", with the state
+ * as it was (or as a hook left it). */
 static PyObject *
-feed_events(CoreObject *self, const char *s, Py_ssize_t n)
+feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
 {
-    const char *t = PyByteArray_AS_STRING(self->tail);
-    Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
-    Py_ssize_t end = blank_line_end(s, n, tn > 0 && t[tn - 1] == '\n');
-    if (end < 0) { /* the unfinished event goes on */
-        if (tn == 0) {
-            Py_ssize_t skipped = 0;
-            while (skipped < n && s[skipped] == '\n') {
-                skipped++;
-            }
-            if (event_size(s + skipped, n - skipped) > self->max_event_size) {
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    const char *t = PyByteArray_AS_STRING(snap->tail);
+    Py_ssize_t tn = snap->tn;
+    if (tn > 0) {
+        Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
+        if (end < 0) { /* the unfinished event goes on: no Python code runs here */
+            if (tn + event_size(s, n) > snap->max || PyByteArray_Resize(snap->tail, tn + n) < 0) {
                 return NULL;
             }
-            if (set_tail(self, s, n) < 0) {
-                return NULL;
-            }
-            self->consumed += skipped;
+            memcpy(PyByteArray_AS_STRING(snap->tail) + tn, s, (size_t)n);
+            return PyList_New(0);
         }
-        else {
-            if (tn + event_size(s, n) > self->max_event_size) {
-                return NULL;
-            }
-            if (PyByteArray_Resize(self->tail, tn + n) < 0) {
-                return NULL;
-            }
-            memcpy(PyByteArray_AS_STRING(self->tail) + tn, s, (size_t)n);
+        /* The unfinished event, completed by s[0:end], copied before any call into
+         * Python: from here on the tail's buffer is never read again. */
+        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
+        if (first == NULL) {
+            return NULL;
         }
-        return PyList_New(0);
+        memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
+        memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
+        PyObject *chunks = PyList_New(0);
+        if (chunks == NULL) {
+            Py_DECREF(first);
+            return NULL;
+        }
+        Py_ssize_t first_stop = 0, stop = end;
+        int ok = frame_decode(self, snap, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
+        int taken = ok == 1 && first_stop == tn + end;
+        if (taken) {
+            ok = frame_decode(self, snap, s, n, end, chunks, &stop);
+        }
+        if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
+            /* An error, the completed event is not for this path, or a hook changed
+             * the decoder: the general path decides, from the state as it is. */
+            Py_DECREF(first);
+            Py_DECREF(chunks);
+            return NULL;
+        }
+        Py_DECREF(first);
+        if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
+            !tail_may_start(s + stop, n - stop)) {
+            return hand_over(self, snap, s + stop, n - stop, tn + stop, chunks);
+        }
+        if (set_tail(snap, s + stop, n - stop) < 0) {
+            Py_DECREF(chunks);
+            return NULL;
+        }
+        self->consumed += tn + stop;
+        self->events += PyList_GET_SIZE(chunks);
+        return chunks;
     }
-    if (!self->has_error_field &&
-        (contains(s, n, "\"error\"", 7) || (tn > 0 && contains(t, tn, "\"error\"", 7)))) {
-        return NULL; /* the type cannot show an error member: the general path looks */
+    if (snap->consumed == 0 && snap->events == 0 && !tail_may_start(s, n)) {
+        return NULL; /* the stream's start (blank lines, a BOM, a JSON body): the general path */
     }
     PyObject *chunks = PyList_New(0);
     if (chunks == NULL) {
         return NULL;
     }
-    Py_ssize_t pos = 0, stop = 0;
-    int ok = 1;
-    if (tn > 0) { /* the unfinished event, completed by s[0:end] */
-        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
-        if (first == NULL) {
+    Py_ssize_t stop = 0;
+    int ok = frame_decode(self, snap, s, n, 0, chunks, &stop);
+    if (ok < 0 || !unchanged(self, snap, NULL)) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
+        !tail_may_start(s + stop, n - stop)) {
+        if (PyList_GET_SIZE(chunks) == 0 && stop == 0) {
             Py_DECREF(chunks);
-            return NULL;
+            return NULL; /* nothing taken: the general path gets the read as it came */
         }
-        memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
-        memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
-        Py_ssize_t first_stop = 0;
-        ok = frame(self, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
-        if (ok == 1 && first_stop != tn + end) {
-            ok = 0;
-        }
-        Py_DECREF(first);
-        pos = end;
+        return hand_over(self, snap, s + stop, n - stop, stop, chunks);
     }
-    if (ok != 1) {
-        Py_DECREF(chunks);
-        return NULL; /* the completed event is not for this path: the general one decides */
-    }
-    ok = frame(self, s, n, pos, chunks, &stop);
-    if (ok < 0) {
+    if (stop < n && set_tail(snap, s + stop, n - stop) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
-    if (ok == 0) {
-        return hand_over(self, s + stop, n - stop, tn + stop, chunks);
-    }
-    /* What follows the complete events becomes the tail: check its size. */
-    Py_ssize_t skipped = 0;
-    while (stop + skipped < n && s[stop + skipped] == '\n') {
-        skipped++;
-    }
-    if (event_size(s + stop + skipped, n - stop - skipped) > self->max_event_size) {
-        return hand_over(self, s + stop, n - stop, tn + stop, chunks); /* it raises */
-    }
-    if (set_tail(self, s + stop, n - stop) < 0) {
-        Py_DECREF(chunks);
-        return NULL;
-    }
-    self->consumed += tn + stop + skipped;
+    self->consumed += stop;
     self->events += PyList_GET_SIZE(chunks);
     return chunks;
+}
+
+/* feed() itself, inside the re-entry guard. */
+static PyObject *
+feed_guarded(CoreObject *self, PyObject *data)
+{
+    if (self->shortcut_limit >= 0 && self->decode != NULL && self->tail != NULL &&
+        PyByteArray_CheckExact(self->tail)) {
+        PyObject *bytes = NULL;
+        if (PyBytes_CheckExact(data)) {
+            bytes = Py_NewRef(data);
+        }
+        else if (PyByteArray_CheckExact(data) || PyMemoryView_Check(data)) {
+            /* A copy, as bytes(data): a hook may rewrite a mutable read meanwhile. */
+            bytes = PyBytes_FromObject(data);
+            if (bytes == NULL) {
+                PyErr_Clear(); /* the general path says what is wrong with it */
+            }
+        }
+        if (bytes != NULL &&
+            memchr(PyBytes_AS_STRING(bytes), '\r', (size_t)PyBytes_GET_SIZE(bytes)) == NULL) {
+            Snapshot snap = {
+                .decode = Py_NewRef(self->decode),
+                .tail = Py_NewRef(self->tail),
+                .tn = PyByteArray_GET_SIZE(self->tail),
+                .shortcut_limit = self->shortcut_limit,
+                .max = self->max_event_size,
+                .consumed = self->consumed,
+                .events = self->events,
+                .has_error_field = self->has_error_field,
+            };
+            PyObject *out = feed_events(self, &snap, bytes);
+            Py_DECREF(snap.decode);
+            Py_DECREF(snap.tail);
+            if (out != NULL || PyErr_Occurred()) {
+                Py_DECREF(bytes);
+                return out;
+            }
+        }
+        Py_XDECREF(bytes);
+    }
+    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
 }
 
 static PyObject *
 Core_feed(CoreObject *self, PyObject *data)
 {
-    if (self->shortcut_limit >= 0 && PyBytes_CheckExact(data) && self->tail != NULL &&
-        PyByteArray_CheckExact(self->tail) && self->decode != NULL) {
-        const char *s = PyBytes_AS_STRING(data);
-        Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (memchr(s, '\r', (size_t)n) == NULL) {
-            PyObject *out = feed_events(self, s, n);
-            if (out != NULL || PyErr_Occurred()) {
-                return out;
-            }
-        }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ChunkDecoder.feed() re-entered: code run while decoding a chunk (a "
+                        "__post_init__ or another hook of the chunk type) fed the same decoder");
+        return NULL;
     }
-    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
+    self->busy = 1;
+    PyObject *out = feed_guarded(self, data);
+    self->busy = 0;
+    return out;
 }
 
 static PyMethodDef Core_methods[] = {
@@ -408,10 +621,59 @@ static PyMethodDef Core_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+Core_get_decode(CoreObject *self, void *closure)
+{
+    if (self->decode == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_decode");
+        return NULL;
+    }
+    return Py_NewRef(self->decode);
+}
+
+static int
+Core_set_decode(CoreObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "ChunkDecoder._decode must be a callable");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->decode, value);
+    return 0;
+}
+
+static PyObject *
+Core_get_tail(CoreObject *self, void *closure)
+{
+    if (self->tail == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_tail");
+        return NULL;
+    }
+    return Py_NewRef(self->tail);
+}
+
+static int
+Core_set_tail(CoreObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyByteArray_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "ChunkDecoder._tail must be a bytearray, not %.100s",
+                     value == NULL ? "deleted" : Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->tail, value);
+    return 0;
+}
+
+static PyGetSetDef Core_getset[] = {
+    {"_decode", (getter)Core_get_decode, (setter)Core_set_decode, NULL, NULL},
+    {"_tail", (getter)Core_get_tail, (setter)Core_set_tail, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMemberDef Core_members[] = {
-    {"_decode", T_OBJECT, offsetof(CoreObject, decode), 0, NULL},
-    {"_error_of", T_OBJECT, offsetof(CoreObject, error_of), 0, NULL},
-    {"_tail", T_OBJECT, offsetof(CoreObject, tail), 0, NULL},
+    {"_error_of", T_OBJECT_EX, offsetof(CoreObject, error_of), 0, NULL},
     {"_shortcut_limit", T_PYSSIZET, offsetof(CoreObject, shortcut_limit), 0, NULL},
     {"max_event_size", T_PYSSIZET, offsetof(CoreObject, max_event_size), 0, NULL},
     {"_consumed", T_LONGLONG, offsetof(CoreObject, consumed), 0, NULL},
@@ -432,8 +694,8 @@ static PyTypeObject CoreType = {
     .tp_clear = (inquiry)Core_clear,
     .tp_methods = Core_methods,
     .tp_members = Core_members,
+    .tp_getset = Core_getset,
 };
-
 /* split_events(data, start, head=b"") -> (payloads, stop) or None
  *
  * Reads head + data[start:] as consecutive "data:<payload>\n\n" events, where
@@ -502,7 +764,7 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             memcpy(PyBytes_AS_STRING(first), h, (size_t)hn);
             memcpy(PyBytes_AS_STRING(first) + hn, s + start, (size_t)(end - start));
             Py_ssize_t first_stop = 0;
-            found = frame(NULL, PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
+            found = frame_payloads(PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
                           &first_stop);
             if (found == 1 && first_stop != PyBytes_GET_SIZE(first)) {
                 found = 0;
@@ -512,7 +774,7 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (found == 1) {
-        found = frame(NULL, s, n, stop, payloads, &stop);
+        found = frame_payloads(s, n, stop, payloads, &stop);
     }
     if (found != 1) {
         Py_DECREF(payloads);
