@@ -625,3 +625,32 @@ def trace(decoder: ChunkDecoder[Any], reads: list[bytes]) -> list[Any]:
                 return out
     step(decoder.close)
     return out
+
+
+@pytest.mark.parametrize("type_name", sorted(DIFF_TYPES))
+def test_an_error_key_split_across_reads_is_seen(type_name: str) -> None:
+    """Wherever two reads cut an error payload, the StreamError is raised, on both paths."""
+    chunk_type = DIFF_TYPES[type_name]
+    error_event = b'data: {"error":{"message":"split","code":429}}\n\n'
+    stream = stream_of(2, done=False) + error_event + stream_of(1)
+    start = stream.index(error_event)
+    for cut in range(start, start + len(error_event) + 1):
+        reads = [stream[:cut], stream[cut:]]
+        fast = trace(ChunkDecoder(chunk_type), reads)
+        assert fast == trace(GeneralPath(chunk_type), reads), f"cut at {cut}"
+        errors = [step for step in fast if step[0] == "error"]
+        assert [step[1] for step in errors] == ["StreamError"], f"cut at {cut}"
+
+
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_keep_alive_and_blank_floods_between_events(split: str) -> None:
+    """Comment-only and blank blocks have no effect: chunks and offsets as without them."""
+    flood = b": keep-alive\n\n" * 50 + b"\n" * 300 + b":\n:x\n\n"
+    events = event_reads(stream_of(4))
+    stream = flood.join(events[:2]) + flood + b"".join(events[2:])
+    reads = SPLITS[split](stream)
+    fast = run(ChunkDecoder, reads)
+    assert fast == run(GeneralPath, reads)
+    assert fast.error is None
+    assert [chunk.id for chunk in fast.items] == ["c0", "c1", "c2", "c3"]
+    assert fast.consumed == sum(map(len, reads))
