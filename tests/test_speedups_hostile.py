@@ -658,3 +658,23 @@ def test_keep_alive_and_blank_floods_between_events(split: str) -> None:
     assert fast.error is None
     assert [chunk.id for chunk in fast.items] == ["c0", "c1", "c2", "c3"]
     assert fast.consumed == sum(map(len, reads))
+
+
+class WithRaw(msgspec.Struct):
+    """``msgspec.Raw`` keeps a view of the buffer it was decoded from."""
+
+    id: str = ""
+    choices: msgspec.Raw = msgspec.Raw(b"[]")
+    error: Any = None
+
+
+@pytest.mark.parametrize("split", sorted(SPLITS))
+def test_raw_fields_outlive_the_reads_they_came_from(split: str) -> None:
+    reads = [bytes(data) for data in SPLITS[split](STREAM)]
+    got = run(lambda: ChunkDecoder(WithRaw), reads)
+    del reads
+    gc.collect()
+    assert got.error is None
+    for i, chunk in enumerate(got.items):
+        raw = bytes(chunk.choices)
+        assert raw == b'[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]', i

@@ -45,6 +45,7 @@ static PyObject *Unset = NULL;        /* msgspec.UNSET */
 static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
 static PyObject *str_continue = NULL; /* "_continue" */
+static PyObject *str_feed_public = NULL; /* "feed" */
 
 static const char ERROR_KEY[] = "\"error\"";
 #define ERROR_KEY_LEN 7
@@ -80,6 +81,62 @@ has_error_key(const char *p, Py_ssize_t n)
     return 0;
 }
 
+/* A read-only buffer over a payload inside a bytes object (a read, or the
+ * unfinished event joined to its end): msgspec decodes from it without the
+ * payload being copied into a bytes object of its own. One view per decoder
+ * is reused while nobody else holds it; one that something kept (a
+ * msgspec.Raw field holds a buffer export) is left to it, with the bytes it
+ * points into. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *owner;   /* the bytes object the payload lies in, or NULL */
+    const char *buf;
+    Py_ssize_t len;
+    Py_ssize_t exports;
+} ViewObject;
+
+static int
+View_getbuffer(ViewObject *self, Py_buffer *view, int flags)
+{
+    if (self->owner == NULL) {
+        PyErr_SetString(PyExc_BufferError, "the payload view is not in use");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, (void *)self->buf, self->len, 1, flags) < 0) {
+        return -1;
+    }
+    self->exports++;
+    return 0;
+}
+
+static void
+View_releasebuffer(ViewObject *self, Py_buffer *view)
+{
+    self->exports--;
+}
+
+static void
+View_dealloc(ViewObject *self)
+{
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs View_as_buffer = {
+    .bf_getbuffer = (getbufferproc)View_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)View_releasebuffer,
+};
+
+static PyTypeObject ViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamspec._speedups.PayloadView",
+    .tp_basicsize = sizeof(ViewObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A payload inside a read, as msgspec decodes it.",
+    .tp_dealloc = (destructor)View_dealloc,
+    .tp_as_buffer = &View_as_buffer,
+};
+
 typedef struct {
     PyObject_HEAD
     PyObject *decode;          /* msgspec Decoder.decode, bound */
@@ -95,6 +152,8 @@ typedef struct {
     PyObject *error_owner;     /* the chunk type whose `error` lookup is cached */
     unsigned int error_tag;    /* that type's version tag when it was cached */
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
+    ViewObject *view;          /* the payload view, reused (or NULL) */
+    char fast;                 /* the last feed() was decided here, without the Python path */
 } CoreObject;
 
 /* What feed() read from the decoder before its first call into Python. */
@@ -107,6 +166,7 @@ typedef struct {
     long long consumed;
     long long events;
     char has_error_field;
+    char ran_python;      /* a call into Python was made (the state may have changed) */
 } Snapshot;
 
 static int
@@ -126,6 +186,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->error_of);
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
+    Py_CLEAR(self->view);
     return 0;
 }
 
@@ -249,16 +310,35 @@ hand_over_failure(void)
  * decode, a chunk that carries an error), or NULL with an exception set (a
  * failure of Python code, which the general path would raise as well). */
 static PyObject *
-decode_payload(CoreObject *self, const Snapshot *snap, const char *p, Py_ssize_t pn)
+decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
+               Py_ssize_t pn)
 {
-    PyObject *payload = PyBytes_FromStringAndSize(p, pn);
-    if (payload == NULL) {
-        return NULL;
+    ViewObject *view = self->view;
+    if (view == NULL) {
+        view = PyObject_New(ViewObject, &ViewType);
+        if (view == NULL) {
+            return NULL;
+        }
+        view->owner = NULL;
+        view->exports = 0;
+        self->view = view;
     }
-    PyObject *chunk = PyObject_CallOneArg(snap->decode, payload);
-    Py_DECREF(payload);
+    snap->ran_python = 1;
+    Py_INCREF(view); /* self->view may be replaced while msgspec reads it */
+    Py_INCREF(owner);
+    view->owner = owner;
+    view->buf = p;
+    view->len = pn;
+    PyObject *chunk = PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
+        Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
+    }
+    else if (self->view == view) {
+        Py_CLEAR(self->view); /* kept: it keeps its owner, the next payload gets a new one */
+    }
+    Py_DECREF(view);
     if (chunk == NULL) {
-        hand_over_failure(); /* [DONE], an error payload, bad data, RecursionError... */
+        hand_over_failure(); /* [DONE], an error payload, bad data, deep nesting... */
         return NULL;
     }
     if (snap->has_error_field) {
@@ -354,9 +434,11 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
  * (another kind of line, a second data line, [DONE], an oversized block, a
  * payload that fails to decode or carries an error), -1 on a Python error. */
 static int
-frame_decode(CoreObject *self, const Snapshot *snap, const char *s, Py_ssize_t n, Py_ssize_t pos,
+frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
              PyObject *chunks, Py_ssize_t *stop)
 {
+    const char *s = PyBytes_AS_STRING(owner);
+    Py_ssize_t n = PyBytes_GET_SIZE(owner);
     *stop = pos;
     while (pos < n) {
         if (s[pos] == '\n') { /* a blank line between blocks: nothing to dispatch */
@@ -401,7 +483,7 @@ frame_decode(CoreObject *self, const Snapshot *snap, const char *s, Py_ssize_t n
             if (!snap->has_error_field && has_error_key(p, pn)) {
                 return 0; /* the type cannot show an error member: the general path looks */
             }
-            PyObject *chunk = decode_payload(self, snap, p, pn);
+            PyObject *chunk = decode_payload(self, snap, owner, p, pn);
             if (chunk == NULL) {
                 return PyErr_Occurred() ? -1 : 0;
             }
@@ -422,25 +504,60 @@ frame_decode(CoreObject *self, const Snapshot *snap, const char *s, Py_ssize_t n
 static int
 unchanged(CoreObject *self, const Snapshot *snap, const char *tail_copy)
 {
-    return self->decode == snap->decode && self->tail == snap->tail &&
+    return !snap->ran_python || (self->decode == snap->decode && self->tail == snap->tail &&
            PyByteArray_GET_SIZE(snap->tail) == snap->tn &&
            (snap->tn == 0 || memcmp(PyByteArray_AS_STRING(snap->tail), tail_copy,
                                     (size_t)snap->tn) == 0) &&
            self->shortcut_limit == snap->shortcut_limit && self->max_event_size == snap->max &&
            self->consumed == snap->consumed && self->events == snap->events &&
-           self->has_error_field == snap->has_error_field;
+           self->has_error_field == snap->has_error_field);
 }
 
-/* Sets the (validated) tail to s[0:n]. */
+/* Sets the (validated) tail to s[0:n]. Within the buffer it already has, the
+ * bytes are written in place: PyByteArray_Resize would reallocate whenever the
+ * size falls under half the allocation, which for one event split across two
+ * reads is twice per event. A large buffer holding little is resized, so a
+ * big event does not keep its memory for the rest of the stream. */
 static int
 set_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
 {
+    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
+        (b->ob_start - b->ob_bytes) + n + 1 <= b->ob_alloc &&
+        (b->ob_alloc <= 65536 || n >= b->ob_alloc / 4)) {
+        if (n > 0) {
+            memcpy(b->ob_start, s, (size_t)n);
+        }
+        b->ob_start[n] = '\0';
+        Py_SET_SIZE(b, n);
+        return 0;
+    }
     if (PyByteArray_Resize(snap->tail, n) < 0) {
         return -1;
     }
     if (n > 0) {
         memcpy(PyByteArray_AS_STRING(snap->tail), s, (size_t)n);
     }
+    return 0;
+}
+
+/* Appends s[0:n] to the (validated) tail, in place when it fits. */
+static int
+append_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+{
+    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    Py_ssize_t tn = Py_SIZE(b);
+    if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
+        (b->ob_start - b->ob_bytes) + tn + n + 1 <= b->ob_alloc) {
+        memcpy(b->ob_start + tn, s, (size_t)n);
+        b->ob_start[tn + n] = '\0';
+        Py_SET_SIZE(b, tn + n);
+        return 0;
+    }
+    if (PyByteArray_Resize(snap->tail, tn + n) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(snap->tail) + tn, s, (size_t)n);
     return 0;
 }
 
@@ -483,10 +600,10 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (tn > 0) {
         Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
         if (end < 0) { /* the unfinished event goes on: no Python code runs here */
-            if (tn + event_size(s, n) > snap->max || PyByteArray_Resize(snap->tail, tn + n) < 0) {
+            if (tn + event_size(s, n) > snap->max || append_tail(snap, s, n) < 0) {
                 return NULL;
             }
-            memcpy(PyByteArray_AS_STRING(snap->tail) + tn, s, (size_t)n);
+            self->fast = 1;
             return PyList_New(0);
         }
         /* The unfinished event, completed by s[0:end], copied before any call into
@@ -503,10 +620,10 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
             return NULL;
         }
         Py_ssize_t first_stop = 0, stop = end;
-        int ok = frame_decode(self, snap, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
+        int ok = frame_decode(self, snap, first, 0, chunks, &first_stop);
         int taken = ok == 1 && first_stop == tn + end;
         if (taken) {
-            ok = frame_decode(self, snap, s, n, end, chunks, &stop);
+            ok = frame_decode(self, snap, data, end, chunks, &stop);
         }
         if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
             /* An error, the completed event is not for this path, or a hook changed
@@ -526,6 +643,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         }
         self->consumed += tn + stop;
         self->events += PyList_GET_SIZE(chunks);
+        self->fast = 1;
         return chunks;
     }
     if (snap->consumed == 0 && snap->events == 0 && !tail_may_start(s, n)) {
@@ -536,7 +654,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         return NULL;
     }
     Py_ssize_t stop = 0;
-    int ok = frame_decode(self, snap, s, n, 0, chunks, &stop);
+    int ok = frame_decode(self, snap, data, 0, chunks, &stop);
     if (ok < 0 || !unchanged(self, snap, NULL)) {
         Py_DECREF(chunks);
         return NULL;
@@ -555,6 +673,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     }
     self->consumed += stop;
     self->events += PyList_GET_SIZE(chunks);
+    self->fast = 1;
     return chunks;
 }
 
@@ -610,6 +729,7 @@ Core_feed(CoreObject *self, PyObject *data)
         return NULL;
     }
     self->busy = 1;
+    self->fast = 0;
     PyObject *out = feed_guarded(self, data);
     self->busy = 0;
     return out;
@@ -696,6 +816,274 @@ static PyTypeObject CoreType = {
     .tp_members = Core_members,
     .tp_getset = Core_getset,
 };
+/* ChunkIterator(decoder, source, error_type): what streamspec.iterate() returns
+ * with the accelerator, the same as this generator without a frame per chunk:
+ *
+ *     try:
+ *         for data in source:
+ *             yield from decoder.feed(data)
+ *             if decoder.done:
+ *                 break
+ *         yield from decoder.close()
+ *     except error_type as exc:
+ *         yield from exc.chunks
+ *         raise
+ */
+enum { ITER_FEEDING, ITER_CLOSING, ITER_FINISHED };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *decoder;
+    PyObject *source;     /* the iterable, then its iterator */
+    PyObject *error_type; /* streamspec.Error */
+    PyObject *items;      /* the list being yielded, or NULL */
+    Py_ssize_t index;
+    PyObject *exc_type, *exc_value, *exc_tb; /* raised once items are yielded */
+    int state;
+    int started;
+    int direct; /* the decoder's feed() is DecoderCore.feed: called directly */
+} IterObject;
+
+static PyObject *str_done = NULL;   /* "done" */
+static PyObject *str_close = NULL;  /* "close" */
+static PyObject *str_chunks = NULL; /* "chunks" */
+
+static int
+Iter_traverse(IterObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->decoder);
+    Py_VISIT(self->source);
+    Py_VISIT(self->error_type);
+    Py_VISIT(self->items);
+    Py_VISIT(self->exc_type);
+    Py_VISIT(self->exc_value);
+    Py_VISIT(self->exc_tb);
+    return 0;
+}
+
+static int
+Iter_clear(IterObject *self)
+{
+    Py_CLEAR(self->decoder);
+    Py_CLEAR(self->source);
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->exc_type);
+    Py_CLEAR(self->exc_value);
+    Py_CLEAR(self->exc_tb);
+    return 0;
+}
+
+static void
+Iter_dealloc(IterObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Iter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Iter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *decoder, *source, *error_type;
+    if (!PyArg_ParseTuple(args, "OOO:ChunkIterator", &decoder, &source, &error_type)) {
+        return NULL;
+    }
+    if (!PyType_Check(error_type) ||
+        !PyType_IsSubtype((PyTypeObject *)error_type, (PyTypeObject *)PyExc_BaseException)) {
+        PyErr_SetString(PyExc_TypeError, "ChunkIterator: error_type must be an exception class");
+        return NULL;
+    }
+    IterObject *self = (IterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->decoder = Py_NewRef(decoder);
+    self->source = Py_NewRef(source);
+    self->error_type = Py_NewRef(error_type);
+    self->state = ITER_FEEDING;
+    if (PyObject_TypeCheck(decoder, &CoreType)) {
+        PyObject *mine = PyDict_GetItemWithError(CoreType.tp_dict, str_feed_public);
+        self->direct = mine != NULL && _PyType_Lookup(Py_TYPE(decoder), str_feed_public) == mine;
+        if (PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+/* Takes the list `out` (a new reference) as the items to yield next. */
+static int
+take_items(IterObject *self, PyObject *out)
+{
+    if (!PyList_CheckExact(out)) {
+        PyObject *list = PySequence_List(out);
+        Py_DECREF(out);
+        if (list == NULL) {
+            return -1;
+        }
+        out = list;
+    }
+    Py_XSETREF(self->items, out);
+    self->index = 0;
+    return 0;
+}
+
+/* After a failed call: a streamspec error is kept to be raised once its
+ * chunks are yielded (0); anything else goes through at once (-1). */
+static int
+catch_error(IterObject *self)
+{
+    self->state = ITER_FINISHED;
+    Py_CLEAR(self->source);
+    if (!PyErr_ExceptionMatches(self->error_type)) {
+        return -1;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *chunks = value == NULL ? NULL : PyObject_GetAttr(value, str_chunks);
+    if (chunks == NULL || take_items(self, chunks) < 0) {
+        PyErr_Clear(); /* no chunks to give: raise the error itself */
+        Py_CLEAR(self->items);
+    }
+    self->exc_type = type;
+    self->exc_value = value;
+    self->exc_tb = tb;
+    return 0;
+}
+
+static PyObject *
+Iter_next(IterObject *self)
+{
+    for (;;) {
+        if (self->items != NULL) {
+            if (self->index < PyList_GET_SIZE(self->items)) {
+                return Py_NewRef(PyList_GET_ITEM(self->items, self->index++));
+            }
+            Py_CLEAR(self->items);
+        }
+        if (self->exc_type != NULL) {
+            PyErr_Restore(self->exc_type, self->exc_value, self->exc_tb);
+            self->exc_type = self->exc_value = self->exc_tb = NULL;
+            return NULL;
+        }
+        if (self->state == ITER_FINISHED) {
+            return NULL;
+        }
+        PyObject *out;
+        if (self->state == ITER_FEEDING) {
+            if (!self->started) {
+                self->started = 1;
+                PyObject *it = PyObject_GetIter(self->source);
+                if (it == NULL) {
+                    if (catch_error(self) < 0) {
+                        return NULL;
+                    }
+                    continue;
+                }
+                Py_SETREF(self->source, it);
+            }
+            PyObject *data = PyIter_Next(self->source);
+            if (data == NULL) {
+                if (PyErr_Occurred()) {
+                    if (catch_error(self) < 0) {
+                        return NULL;
+                    }
+                    continue;
+                }
+                self->state = ITER_CLOSING;
+                Py_CLEAR(self->source);
+                continue;
+            }
+            int fast = 0;
+            if (self->direct) {
+                CoreObject *core = (CoreObject *)self->decoder;
+                out = Core_feed(core, data);
+                fast = out != NULL && core->fast; /* no Python code could set `done` */
+            }
+            else {
+                out = PyObject_CallMethodOneArg(self->decoder, str_feed_public, data);
+            }
+            Py_DECREF(data);
+            if (out == NULL) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (take_items(self, out) < 0) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (fast) {
+                continue;
+            }
+            PyObject *done = PyObject_GetAttr(self->decoder, str_done);
+            int truth = done == NULL ? -1 : PyObject_IsTrue(done);
+            Py_XDECREF(done);
+            if (truth < 0) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (truth) {
+                self->state = ITER_CLOSING;
+                Py_CLEAR(self->source);
+            }
+            continue;
+        }
+        /* ITER_CLOSING */
+        self->state = ITER_FINISHED;
+        out = PyObject_CallMethodNoArgs(self->decoder, str_close);
+        if (out == NULL || take_items(self, out) < 0) {
+            if (catch_error(self) < 0) {
+                return NULL;
+            }
+        }
+    }
+}
+
+static PyObject *
+Iter_close(IterObject *self, PyObject *unused)
+{
+    self->state = ITER_FINISHED;
+    Py_CLEAR(self->source);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->exc_type);
+    Py_CLEAR(self->exc_value);
+    Py_CLEAR(self->exc_tb);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Iter_methods[] = {
+    {"close", (PyCFunction)Iter_close, METH_NOARGS,
+     "close(): stop; later next() calls raise StopIteration."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject IterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamspec._speedups.ChunkIterator",
+    .tp_basicsize = sizeof(IterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "ChunkIterator(decoder, source, error_type): the chunks of `source` fed to `decoder`.",
+    .tp_new = Iter_new,
+    .tp_dealloc = (destructor)Iter_dealloc,
+    .tp_traverse = (traverseproc)Iter_traverse,
+    .tp_clear = (inquiry)Iter_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Iter_next,
+    .tp_methods = Iter_methods,
+};
+
 /* split_events(data, start, head=b"") -> (payloads, stop) or None
  *
  * Reads head + data[start:] as consecutive "data:<payload>\n\n" events, where
@@ -816,10 +1204,16 @@ PyInit__speedups(void)
     str_error = PyUnicode_InternFromString("error");
     str_feed = PyUnicode_InternFromString("_feed");
     str_continue = PyUnicode_InternFromString("_continue");
-    if (str_error == NULL || str_feed == NULL || str_continue == NULL) {
+    str_feed_public = PyUnicode_InternFromString("feed");
+    str_done = PyUnicode_InternFromString("done");
+    str_close = PyUnicode_InternFromString("close");
+    str_chunks = PyUnicode_InternFromString("chunks");
+    if (str_error == NULL || str_feed == NULL || str_continue == NULL || str_feed_public == NULL ||
+        str_done == NULL || str_close == NULL || str_chunks == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&CoreType) < 0) {
+    if (PyType_Ready(&ViewType) < 0 || PyType_Ready(&CoreType) < 0 ||
+        PyType_Ready(&IterType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -829,6 +1223,12 @@ PyInit__speedups(void)
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(module, "DecoderCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&IterType);
+    if (PyModule_AddObject(module, "ChunkIterator", (PyObject *)&IterType) < 0) {
+        Py_DECREF(&IterType);
         Py_DECREF(module);
         return NULL;
     }

@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 class DecoderCore:
@@ -15,3 +15,10 @@ class DecoderCore:
 def split_events(
     data: bytes, start: int, head: bytes = ..., /
 ) -> tuple[list[bytes], int] | None: ...
+
+class ChunkIterator(Iterator[Any]):
+    def __init__(
+        self, decoder: Any, source: Iterable[Any], error_type: type[BaseException], /
+    ) -> None: ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None: ...
