@@ -678,3 +678,15 @@ def test_raw_fields_outlive_the_reads_they_came_from(split: str) -> None:
     for i, chunk in enumerate(got.items):
         raw = bytes(chunk.choices)
         assert raw == b'[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]', i
+
+
+def test_the_error_key_probe_finds_the_key_at_every_offset() -> None:
+    """The probe scans 16 bytes at a time: the key is found wherever it lies in a payload."""
+    for pad in range(0, 70):
+        for tail in (0, 1, 5, 15, 16, 17):
+            payload = b'{"a":"%s","error":{"message":"m"},"id":"%s"}' % (b"y" * pad, b"z" * tail)
+            decoder = ChunkDecoder(SlimNoError)
+            with pytest.raises(StreamError):
+                decoder.feed(b"data: " + payload + b"\n\n")
+            near_miss = payload.replace(b'"error"', b'"errxr"')
+            assert len(ChunkDecoder(SlimNoError).feed(b"data: " + near_miss + b"\n\n")) == 1

@@ -57,19 +57,29 @@ has_error_key(const char *p, Py_ssize_t n)
 {
     Py_ssize_t i = 0;
 #ifdef HAVE_SSE2_PROBE
-    const __m128i r = _mm_set1_epi8('r');
-    /* The loads read p[i+2 .. i+18]; a candidate at i+15 is checked up to i+21. */
-    for (; i + 22 <= n; i += 16) {
-        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
-        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 3));
-        unsigned mask = (unsigned)_mm_movemask_epi8(
-            _mm_and_si128(_mm_cmpeq_epi8(a, r), _mm_cmpeq_epi8(b, r)));
-        while (mask != 0) {
-            int k = __builtin_ctz(mask);
-            if (memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0) {
-                return 1;
+    if (n >= 22) {
+        const __m128i r = _mm_set1_epi8('r');
+        /* Each step loads p[i+2 .. i+18] and checks candidates up to p[i+21]; the
+         * last step is moved back to end at n, overlapping the one before it. */
+        for (;;) {
+            if (i + 22 > n) {
+                i = n - 22;
             }
-            mask &= mask - 1;
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 3));
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_and_si128(_mm_cmpeq_epi8(a, r), _mm_cmpeq_epi8(b, r)));
+            while (mask != 0) {
+                int k = __builtin_ctz(mask);
+                if (memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0) {
+                    return 1;
+                }
+                mask &= mask - 1;
+            }
+            if (i + 22 >= n) {
+                return 0;
+            }
+            i += 16;
         }
     }
 #endif
@@ -81,12 +91,6 @@ has_error_key(const char *p, Py_ssize_t n)
     return 0;
 }
 
-/* A read-only buffer over a payload inside a bytes object (a read, or the
- * unfinished event joined to its end): msgspec decodes from it without the
- * payload being copied into a bytes object of its own. One view per decoder
- * is reused while nobody else holds it; one that something kept (a
- * msgspec.Raw field holds a buffer export) is left to it, with the bytes it
- * points into. */
 typedef struct {
     PyObject_HEAD
     PyObject *owner;   /* the bytes object the payload lies in, or NULL */
