@@ -130,3 +130,42 @@ def test_the_error_comes_after_its_chunks_then_iteration_ends() -> None:
     with pytest.raises(streamspec.StreamError, match="overloaded"):
         next(it)
     assert list(it) == []
+
+
+def test_a_source_that_drives_its_own_iterator() -> None:
+    """Re-entering next() (or close()) from the source: a clear error, as a generator gives."""
+    seen: list[BaseException] = []
+
+    def source() -> Iterator[bytes]:
+        yield EVENTS[0]
+        for call in (lambda: next(it), it.close):  # type: ignore[attr-defined]
+            try:
+                call()
+            except ValueError as exc:
+                seen.append(exc)
+        yield EVENTS[1]
+
+    it = iterate(ChunkDecoder(), source())
+    assert [chunk.id for chunk in it] == ["c0", "c1"]
+    assert [str(exc) for exc in seen] == ["ChunkIterator already executing"] * 2
+
+
+def test_a_hook_that_drives_the_iterator() -> None:
+    """A chunk type's hook calling next() on the iterator decoding it: a clear error."""
+    import msgspec
+
+    seen: list[BaseException] = []
+
+    class Hooked(msgspec.Struct):
+        id: str = ""
+
+        def __post_init__(self) -> None:
+            try:
+                next(it)
+            except ValueError as exc:
+                seen.append(exc)
+
+    it = iter_chunks([*EVENTS[:2], DONE], Hooked)
+    assert [chunk.id for chunk in it] == ["c0", "c1"]
+    assert seen
+    assert all("already executing" in str(exc) for exc in seen)

@@ -769,8 +769,9 @@ Core_feed(CoreObject *self, PyObject *data)
 {
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "ChunkDecoder.feed() re-entered: code run while decoding a chunk (a "
-                        "__post_init__ or another hook of the chunk type) fed the same decoder");
+                        "ChunkDecoder.feed() re-entered: called while a feed() of the same "
+                        "decoder is running (from a hook of the chunk type, such as "
+                        "__post_init__, or from another thread)");
         return NULL;
     }
     self->busy = 1;
@@ -887,6 +888,7 @@ typedef struct {
     int state;
     int started;
     int direct; /* the decoder's feed() is DecoderCore.feed: called directly */
+    int running; /* inside next(), as a generator's gi_running */
 } IterObject;
 
 static PyObject *str_done = NULL;   /* "done" */
@@ -1002,8 +1004,25 @@ catch_error(IterObject *self)
     return 0;
 }
 
+static PyObject *iter_step(IterObject *self);
+
 static PyObject *
 Iter_next(IterObject *self)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_ValueError, "ChunkIterator already executing");
+        return NULL;
+    }
+    self->running = 1;
+    PyObject *decoder = Py_NewRef(self->decoder); /* alive whatever the calls below do */
+    PyObject *out = iter_step(self);
+    Py_DECREF(decoder);
+    self->running = 0;
+    return out;
+}
+
+static PyObject *
+iter_step(IterObject *self)
 {
     for (;;) {
         if (self->items != NULL) {
@@ -1033,7 +1052,13 @@ Iter_next(IterObject *self)
                 }
                 Py_SETREF(self->source, it);
             }
-            PyObject *data = PyIter_Next(self->source);
+            if (self->source == NULL) {
+                self->state = ITER_CLOSING;
+                continue;
+            }
+            PyObject *source = Py_NewRef(self->source);
+            PyObject *data = PyIter_Next(source);
+            Py_DECREF(source);
             if (data == NULL) {
                 if (PyErr_Occurred()) {
                     if (catch_error(self) < 0) {
@@ -1099,6 +1124,10 @@ Iter_next(IterObject *self)
 static PyObject *
 Iter_close(IterObject *self, PyObject *unused)
 {
+    if (self->running) {
+        PyErr_SetString(PyExc_ValueError, "ChunkIterator already executing");
+        return NULL;
+    }
     self->state = ITER_FINISHED;
     Py_CLEAR(self->source);
     Py_CLEAR(self->items);
