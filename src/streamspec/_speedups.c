@@ -28,8 +28,8 @@
  * into Python, the limits read once. Before it commits it checks that nothing
  * changed; if something did, the Python path decides with the state as the
  * hook left it. A feed() entered again from such a hook raises RuntimeError.
- * A payload msgspec cannot decode goes to the general path, which reports it;
- * an exception of Python code goes through with nothing committed.
+ * A payload whose decoding fails in any way (msgspec, the type's own code)
+ * goes to the general path, which reports it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -334,16 +334,16 @@ carries_error(CoreObject *self, PyObject *chunk)
     return truth;
 }
 
-/* After msgspec failed: 0 (exception cleared) when the general path should
- * take the payload and report it (it does not decode: DecodeError, invalid
- * UTF-8, nesting too deep for the recursion limit), -1 to let the exception
- * through with nothing committed, as the general path would (an exception of
- * the chunk type's own code, MemoryError, KeyboardInterrupt). */
+/* After a call into Python failed (msgspec, the chunk type's own code, the
+ * truth test of its `error`): 0, with the exception cleared, when the general
+ * path should take the payload and say what it is (it reports an Exception of
+ * decoding as a malformed event, deep nesting included); -1 to let the
+ * exception through with nothing committed (KeyboardInterrupt, SystemExit:
+ * they are not about the payload). */
 static int
 hand_over_failure(void)
 {
-    if (PyErr_ExceptionMatches(DecodeError) || PyErr_ExceptionMatches(PyExc_UnicodeDecodeError) ||
-        PyErr_ExceptionMatches(PyExc_RecursionError)) {
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
         PyErr_Clear();
         return 0;
     }
@@ -352,8 +352,8 @@ hand_over_failure(void)
 
 /* Decodes one payload; returns a new reference to the chunk, or NULL with no
  * exception set when the general path must decide (a payload that fails to
- * decode, a chunk that carries an error), or NULL with an exception set (a
- * failure of Python code, which the general path would raise as well). */
+ * decode, a chunk that carries an error, an exception of Python code), or
+ * NULL with an exception set (KeyboardInterrupt, a failed allocation). */
 static PyObject *
 decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
                Py_ssize_t pn)
@@ -390,7 +390,10 @@ decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
         int truth = carries_error(self, chunk);
         if (truth != 0) {
             Py_DECREF(chunk);
-            return NULL; /* an error chunk (the general path says), or a failed test */
+            if (truth < 0) {
+                hand_over_failure();
+            }
+            return NULL; /* an error chunk, or a failed test: the general path says */
         }
     }
     return chunk;
