@@ -37,11 +37,12 @@ from .errors import (
     StreamError,
     TruncatedStreamError,
 )
+from .salvage import UNSALVAGED, SalvageLog, SalvageNote
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from .types.common import ErrorObject
 from .types.stream import CreateChatCompletionStreamResponse
 
-__all__ = ["ChunkDecoder", "error_object"]
+__all__ = ["ChunkDecoder", "error_object", "error_report"]
 
 T = TypeVar("T")
 
@@ -49,10 +50,15 @@ _DONE = b"[DONE]"
 
 
 class _ErrorEnvelope(msgspec.Struct, gc=False):
-    """``{"error": <object or string>, "error_type": ...}``, the shape of error payloads."""
+    """``{"error": <object or string>, "error_type": ...}``, the shape of error payloads.
+
+    ``choices`` is only looked at for presence: an error member beside choices
+    is in an otherwise normal chunk.
+    """
 
     error: Any = UNSET
-    error_type: str | UnsetType | None = UNSET
+    error_type: Any = UNSET
+    choices: msgspec.Raw | UnsetType = UNSET
 
 
 _decode_envelope = msgspec.json.Decoder(_ErrorEnvelope).decode
@@ -85,16 +91,44 @@ def error_object(value: Any, error_type: Any = None) -> ErrorObject:
     )
 
 
+def error_report(value: Any, error_type: Any = None, *, alone: bool = False) -> ErrorObject | None:
+    """The error that a payload's ``error`` member reports, or None if it reports none.
+
+    Relays put ``"error": false`` (or ``null``, ``0``, ``""``, ``[]``, ``{}``)
+    in otherwise normal chunks; only an *error report* is an error:
+
+    * a string with some non-blank text (TGI, Xinference; ``error_type`` is
+      its sibling key);
+    * an object (or :class:`ErrorObject`) carrying a non-empty ``message``,
+      ``type`` or ``code`` (a ``code`` of ``0`` or ``""`` is none);
+    * any object when the payload is a bare error envelope (``alone``: it has
+      no ``choices`` member), such as ``{"error": {"message": ""}}``;
+    * ``true``.
+
+    Numbers, arrays and every other value report nothing.
+    """
+    if value is None or value is UNSET or value is False:
+        return None
+    if value is True:
+        return ErrorObject(type=error_type if isinstance(error_type, str) else UNSET)
+    if isinstance(value, str):
+        return error_object(value, error_type) if value.strip() else None
+    if isinstance(value, ErrorObject):
+        return value if alone or value.message or value.type or value.code else None
+    if isinstance(value, dict) and (
+        alone or value.get("message") or value.get("type") or value.get("code")
+    ):
+        return error_object(value, error_type)
+    return None
+
+
 def _error_in_payload(payload: bytes | str) -> ErrorObject | None:
-    """The error a payload reports in a top-level ``error`` member, if non-null."""
+    """The error a payload reports in a top-level ``error`` member (see :func:`error_report`)."""
     try:
         envelope = _decode_envelope(payload)
     except msgspec.DecodeError:
         return None
-    if envelope.error is UNSET or envelope.error is None or envelope.error == "":
-        return None
-    kind = envelope.error_type if isinstance(envelope.error_type, str) else None
-    return error_object(envelope.error, kind)
+    return error_report(envelope.error, envelope.error_type, alone=envelope.choices is UNSET)
 
 
 def _error_event_object(data: str) -> ErrorObject:
@@ -172,6 +206,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         *,
         max_event_size: int = ...,
         require_done: bool = ...,
+        salvage: bool = ...,
+        on_salvage: Callable[[SalvageNote], object] | None = ...,
     ) -> None: ...
 
     @overload
@@ -181,6 +217,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         *,
         max_event_size: int = ...,
         require_done: bool = ...,
+        salvage: bool = ...,
+        on_salvage: Callable[[SalvageNote], object] | None = ...,
     ) -> None: ...
 
     def __init__(
@@ -189,6 +227,8 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         require_done: bool = False,
+        salvage: bool = True,
+        on_salvage: Callable[[SalvageNote], object] | None = None,
     ) -> None:
         self.type: Any = type
         self.max_event_size = max_event_size
@@ -196,6 +236,7 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         self.done = False
         decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
         self._decode = decode
+        self.salvaged = SalvageLog(type, decode, enabled=salvage, on_salvage=on_salvage)
         # The fast paths must notice error payloads. With an ``error`` field
         # that is one attribute read per chunk; a type without one (a slim
         # projection) pays a byte search for '"error"' per read instead.
@@ -489,15 +530,19 @@ class ChunkDecoder(DecoderCore, Generic[T]):
         except msgspec.DecodeError as exc:
             if payload.strip() == "[DONE]":
                 return _DONE_MARK
-            found = _error_in_payload(payload)
-            if found is not None:
-                raise StreamError(found, payload, event_index=index, offset=offset) from None
-            raise MalformedEventError(str(exc), payload, event_index=index, offset=offset) from None
+            chunk = self.salvaged.recover(payload, exc, index, offset)  # only after a failure
+            if chunk is UNSALVAGED:
+                found = _error_in_payload(payload)
+                if found is not None:
+                    raise StreamError(found, payload, event_index=index, offset=offset) from None
+                raise MalformedEventError(
+                    str(exc), payload, event_index=index, offset=offset
+                ) from None
         if self._has_error_field:
             value = self._error_of(chunk)
             found = None
             if value:
-                found = _error_in_payload(payload) or error_object(value)
+                found = _error_in_payload(payload)
         else:
             found = _error_in_payload(payload) if '"error"' in payload else None
         if found is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UnsetType
@@ -94,7 +94,7 @@ def check_chunk_fields(chunk: CreateChatCompletionStreamResponse) -> None:
     assert_type(chunk.choices, list[ChatChoiceStream])
     assert_type(chunk.usage, CompletionUsage | UnsetType | None)
     assert_type(chunk.service_tier, str | UnsetType | None)
-    assert_type(chunk.error, ErrorObject | str | UnsetType | None)
+    assert_type(chunk.error, ErrorObject | str | bool | int | float | list[Any] | UnsetType | None)
     choice = chunk.choices[0]
     assert_type(choice.index, int)
     assert_type(choice.finish_reason, str | UnsetType | None)
@@ -118,7 +118,7 @@ def check_response_fields(resp: CreateChatCompletionResponse) -> None:
     assert_type(message.role, str | UnsetType)
     assert_type(resp.usage, CompletionUsage | UnsetType | None)
     if isinstance(resp.usage, CompletionUsage):
-        assert_type(resp.usage.total_tokens, int)
+        assert_type(resp.usage.total_tokens, int | UnsetType)
         assert_type(
             resp.usage.prompt_tokens_details, streamspec.PromptTokensDetails | UnsetType | None
         )
