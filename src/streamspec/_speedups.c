@@ -50,6 +50,7 @@ static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
 static PyObject *str_continue = NULL; /* "_continue" */
 static PyObject *str_feed_public = NULL; /* "feed" */
+static PyObject *str_done = NULL;        /* "done" */
 
 static const char ERROR_KEY[] = "\"error\"";
 #define ERROR_KEY_LEN 7
@@ -199,6 +200,10 @@ typedef struct {
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
+    PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
+    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
+    long long metered_chars;   /* code points of the metered token chunks */
+    long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
 } CoreObject;
 
 /* What feed() read from the decoder before its first call into Python. */
@@ -221,6 +226,8 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
     Py_VISIT(self->error_owner);
+    Py_VISIT(self->meter_tokens);
+    Py_VISIT(self->meter_others);
     return 0;
 }
 
@@ -232,6 +239,8 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
+    Py_CLEAR(self->meter_tokens);
+    Py_CLEAR(self->meter_others);
     return 0;
 }
 
@@ -272,12 +281,12 @@ version_tag(PyTypeObject *type)
  * descriptor of an object slot, owned by `type` or one of its bases, lying
  * inside that owner's instances, with no custom attribute lookup in the way. */
 static Py_ssize_t
-error_slot(PyTypeObject *type)
+member_slot(PyTypeObject *type, PyObject *name)
 {
     if (type->tp_getattro != PyObject_GenericGetAttr) {
         return -1;
     }
-    PyObject *descr = _PyType_Lookup(type, str_error); /* borrowed; runs no Python code */
+    PyObject *descr = _PyType_Lookup(type, name); /* borrowed; runs no Python code */
     if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         return -1;
     }
@@ -309,7 +318,7 @@ carries_error(CoreObject *self, PyObject *chunk)
     PyTypeObject *type = Py_TYPE(chunk);
     unsigned int tag = version_tag(type);
     if ((PyObject *)type != self->error_owner || tag == 0 || tag != self->error_tag) {
-        Py_ssize_t offset = error_slot(type);
+        Py_ssize_t offset = member_slot(type, str_error);
         Py_INCREF(type);
         Py_XSETREF(self->error_owner, (PyObject *)type);
         self->error_offset = offset;
@@ -767,6 +776,170 @@ feed_guarded(CoreObject *self, PyObject *data)
     return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
 }
 
+/* -- metering: per-read readings of the clock, taken in the same call ------------------------ */
+
+static PyObject *MeterChunk = NULL; /* the default chunk type, the only one metered by slots */
+static PyObject *str_choices = NULL, *str_usage = NULL, *str_delta = NULL;
+static PyObject *str_finish_reason = NULL, *str_content = NULL;
+
+typedef struct {
+    PyTypeObject *type; /* borrowed: kept alive by MeterChunk's field types */
+    unsigned int tag;
+    Py_ssize_t offset;
+} SlotCache;
+
+static SlotCache slot_choices, slot_usage, slot_delta, slot_finish, slot_content;
+
+/* obj.<name> read from its slot (borrowed), or NULL when that is not possible. */
+static PyObject *
+read_slot(PyObject *obj, PyObject *name, SlotCache *cache)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    unsigned int tag = version_tag(type);
+    if (type != cache->type || tag == 0 || tag != cache->tag) {
+        cache->offset = member_slot(type, name);
+        cache->type = type;
+        cache->tag = version_tag(type);
+    }
+    if (cache->offset < 0) {
+        return NULL;
+    }
+    return *(PyObject **)((char *)obj + cache->offset);
+}
+
+static long long
+clock_reading(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t = 0;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (long long)t;
+#else
+    return (long long)_PyTime_GetPerfCounter(); /* nanoseconds, as time.perf_counter_ns() */
+#endif
+}
+
+/* A chunk that carries one token of text: its code points, or -1 for any other. */
+static Py_ssize_t
+token_chars(PyObject *chunk)
+{
+    if ((PyObject *)Py_TYPE(chunk) != MeterChunk) {
+        return -1;
+    }
+    PyObject *usage = read_slot(chunk, str_usage, &slot_usage);
+    PyObject *choices = read_slot(chunk, str_choices, &slot_choices);
+    if (usage == NULL || (usage != Py_None && usage != Unset) || choices == NULL ||
+        !PyList_CheckExact(choices) || PyList_GET_SIZE(choices) != 1) {
+        return -1;
+    }
+    PyObject *choice = PyList_GET_ITEM(choices, 0);
+    PyObject *finish = read_slot(choice, str_finish_reason, &slot_finish);
+    PyObject *delta = read_slot(choice, str_delta, &slot_delta);
+    if (finish == NULL || (finish != Py_None && finish != Unset) || delta == NULL) {
+        return -1;
+    }
+    PyObject *content = read_slot(delta, str_content, &slot_content);
+    if (content == NULL || !PyUnicode_CheckExact(content) || PyUnicode_GET_LENGTH(content) == 0) {
+        return -1;
+    }
+    return PyUnicode_GET_LENGTH(content);
+}
+
+/* Files the chunks of one feed() under its reading. */
+static int
+meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done)
+{
+    PyObject *tokens = self->meter_tokens, *others = self->meter_others;
+    if (tokens == NULL || others == NULL || !PyList_Check(chunks)) {
+        return 0;
+    }
+    Py_INCREF(tokens);
+    Py_INCREF(others);
+    int status = 0;
+    PyObject *stamp = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
+        PyObject *chunk = PyList_GET_ITEM(chunks, i);
+        Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
+        if (stamp == NULL && (stamp = PyLong_FromLongLong(reading)) == NULL) {
+            status = -1;
+            break;
+        }
+        if (chars > 0) {
+            self->metered_chars += chars;
+            status = PyList_Append(tokens, stamp);
+        }
+        else {
+            PyObject *pair = PyTuple_Pack(2, stamp, chunk);
+            status = pair == NULL ? -1 : PyList_Append(others, pair);
+            Py_XDECREF(pair);
+        }
+    }
+    Py_XDECREF(stamp);
+    Py_DECREF(tokens);
+    Py_DECREF(others);
+    return status;
+}
+
+/* feed() with the meter on: one reading, taken as the read arrives. */
+static PyObject *
+feed_metered(CoreObject *self, PyObject *data)
+{
+    long long reading = clock_reading();
+    PyObject *before = PyObject_GetAttr((PyObject *)self, str_done);
+    int was_done = before == NULL ? -1 : PyObject_IsTrue(before);
+    Py_XDECREF(before);
+    if (was_done < 0) {
+        PyErr_Clear();
+        was_done = 0;
+    }
+    PyObject *out = feed_guarded(self, data);
+    if (out == NULL) {
+        return NULL;
+    }
+    int saw_done = 0;
+    if (!was_done) {
+        PyObject *after = PyObject_GetAttr((PyObject *)self, str_done);
+        saw_done = after != NULL && PyObject_IsTrue(after) == 1;
+        Py_XDECREF(after);
+        PyErr_Clear();
+        if (saw_done) {
+            self->done_ns = reading;
+        }
+    }
+    if (meter_chunks(self, out, reading, saw_done) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *
+Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || (args[0] == Py_None) != (args[1] == Py_None) ||
+        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_meter(tokens: list, others: list), or set_meter(None, None)");
+        return NULL;
+    }
+    if (args[0] != Py_None && MeterChunk == NULL) {
+        PyObject *module = PyImport_ImportModule("streamspec.types.stream");
+        if (module == NULL) {
+            return NULL;
+        }
+        MeterChunk = PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
+        Py_DECREF(module);
+        if (MeterChunk == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *tokens = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
+    PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
+    Py_XSETREF(self->meter_tokens, tokens);
+    Py_XSETREF(self->meter_others, others);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 Core_feed(CoreObject *self, PyObject *data)
 {
@@ -779,7 +952,7 @@ Core_feed(CoreObject *self, PyObject *data)
     }
     self->busy = 1;
     self->fast = 0;
-    PyObject *out = feed_guarded(self, data);
+    PyObject *out = self->meter_tokens != NULL ? feed_metered(self, data) : feed_guarded(self, data);
     self->busy = 0;
     return out;
 }
@@ -787,6 +960,12 @@ Core_feed(CoreObject *self, PyObject *data)
 static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
+    {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
+     "set_meter(tokens, others): stamp each feed()'s chunks with one reading of\n"
+     "time.perf_counter_ns(): a token chunk's reading goes to `tokens` (its text's\n"
+     "code points to `metered_chars`), any other chunk as (reading, chunk) to\n"
+     "`others`; `done_ns` gets the reading of the feed() that saw [DONE].\n"
+     "set_meter(None, None) turns it off."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -848,6 +1027,8 @@ static PyMemberDef Core_members[] = {
     {"_consumed", T_LONGLONG, offsetof(CoreObject, consumed), 0, NULL},
     {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
     {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
+    {"metered_chars", T_LONGLONG, offsetof(CoreObject, metered_chars), 0, NULL},
+    {"done_ns", T_LONGLONG, offsetof(CoreObject, done_ns), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -894,7 +1075,6 @@ typedef struct {
     int running; /* inside next(), as a generator's gi_running */
 } IterObject;
 
-static PyObject *str_done = NULL;   /* "done" */
 static PyObject *str_close = NULL;  /* "close" */
 static PyObject *str_chunks = NULL; /* "chunks" */
 
@@ -1286,6 +1466,15 @@ PyInit__speedups(void)
     str_feed = PyUnicode_InternFromString("_feed");
     str_continue = PyUnicode_InternFromString("_continue");
     str_feed_public = PyUnicode_InternFromString("feed");
+    str_choices = PyUnicode_InternFromString("choices");
+    str_usage = PyUnicode_InternFromString("usage");
+    str_delta = PyUnicode_InternFromString("delta");
+    str_finish_reason = PyUnicode_InternFromString("finish_reason");
+    str_content = PyUnicode_InternFromString("content");
+    if (str_choices == NULL || str_usage == NULL || str_delta == NULL || str_finish_reason == NULL ||
+        str_content == NULL) {
+        return NULL;
+    }
     str_done = PyUnicode_InternFromString("done");
     str_close = PyUnicode_InternFromString("close");
     str_chunks = PyUnicode_InternFromString("chunks");

@@ -10,7 +10,10 @@ class DecoderCore:
     _consumed: int
     _events: int
     _has_error_field: bool
+    metered_chars: int
+    done_ns: int
     def feed(self, data: bytes) -> list[Any]: ...
+    def set_meter(self, tokens: list[int] | None, others: list[Any] | None, /) -> None: ...
 
 def split_events(
     data: bytes, start: int, head: bytes = ..., /
