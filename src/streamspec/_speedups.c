@@ -204,6 +204,7 @@ typedef struct {
     PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
     long long metered_chars;   /* code points of the metered token chunks */
     long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
+    char meter_done;           /* `done` was found set (by a metered feed(), or before) */
 } CoreObject;
 
 /* What feed() read from the decoder before its first call into Python. */
@@ -880,31 +881,36 @@ meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done
     return status;
 }
 
-/* feed() with the meter on: one reading, taken as the read arrives. */
+/* Whether the decoder's `done` is set (an error counts as not). */
+static int
+decoder_done(CoreObject *self)
+{
+    PyObject *done = PyObject_GetAttr((PyObject *)self, str_done);
+    int truth = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (truth < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return truth;
+}
+
+/* feed() with the meter on: one reading, taken as the read arrives. A read the
+ * fast mode decided cannot have seen [DONE] (it hands that to the general
+ * path), so `done` is only read after the others. */
 static PyObject *
 feed_metered(CoreObject *self, PyObject *data)
 {
     long long reading = clock_reading();
-    PyObject *before = PyObject_GetAttr((PyObject *)self, str_done);
-    int was_done = before == NULL ? -1 : PyObject_IsTrue(before);
-    Py_XDECREF(before);
-    if (was_done < 0) {
-        PyErr_Clear();
-        was_done = 0;
-    }
     PyObject *out = feed_guarded(self, data);
     if (out == NULL) {
         return NULL;
     }
     int saw_done = 0;
-    if (!was_done) {
-        PyObject *after = PyObject_GetAttr((PyObject *)self, str_done);
-        saw_done = after != NULL && PyObject_IsTrue(after) == 1;
-        Py_XDECREF(after);
-        PyErr_Clear();
-        if (saw_done) {
-            self->done_ns = reading;
-        }
+    if (!self->fast && !self->meter_done && decoder_done(self)) {
+        self->meter_done = 1;
+        self->done_ns = reading;
+        saw_done = 1;
     }
     if (meter_chunks(self, out, reading, saw_done) < 0) {
         Py_DECREF(out);
@@ -937,6 +943,7 @@ Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
     Py_XSETREF(self->meter_tokens, tokens);
     Py_XSETREF(self->meter_others, others);
+    self->meter_done = tokens != NULL && decoder_done(self);
     Py_RETURN_NONE;
 }
 
