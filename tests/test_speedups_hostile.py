@@ -519,7 +519,10 @@ def test_deeply_nested_payloads_go_to_the_general_path(split: str) -> None:
     assert (fast.items, fast.error) == (general.items, general.error)
     if general.error == "RecursionError":
         pytest.skip("the general path does not report deep nesting as a malformed event yet")
-    assert fast.error == "MalformedEventError"
+    # Where the interpreter's recursion limit allows the depth, the lenient type
+    # decodes the chunk (the nested value dropped); otherwise it is malformed.
+    assert fast.error in (None, "MalformedEventError")
+    assert [chunk.id for chunk in fast.items][:1] == ["c0"]
 
 
 # -- bytes-like reads --------------------------------------------------------------------------
