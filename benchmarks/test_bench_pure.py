@@ -14,7 +14,7 @@ Groups (``synthetic_stream(2000)``, each with the ceiling measured in the same r
 * ``pure-large``: events of about 16 KiB, one per read, and the same stream in
   100-byte reads (about 160 reads per event): the ratio of the two is the cost of
   small reads, which stays a small constant when no byte is scanned twice.
-* ``floods``: 2 MiB of blank lines, or of ``: keep-alive`` comments, between
+* ``pure-floods``: 2 MiB of blank lines, or of ``: keep-alive`` comments, between
   two events, in 64 KiB reads, LF and CRLF, on both paths; ``extra_info`` holds
   MB/s. The same-run ratio checked is a flood's time per byte over the pure
   decoder's own time per byte on 64 KiB reads of events.
@@ -173,7 +173,7 @@ def test_floods(benchmark: Any, kind: str, path: str) -> None:
     reads = wl.reads(READ_64K)
     run(
         benchmark,
-        "floods",
+        "pure-floods",
         wl,
         pure_decoder(cls),
         reads,
