@@ -142,22 +142,40 @@ def test_bad_json_is_located() -> None:
     assert data[problem.offset :].startswith(b"data: {oops")
 
 
-def test_wrong_type_is_reported_with_msgspec_path() -> None:
+def test_wrong_type_is_salvaged_and_reported_at_its_path() -> None:
+    """The decoder keeps the chunk without the value; strict says so, non-strict notes it."""
     chunks = base_chunks()
     chunks[2]["choices"][0]["delta"]["content"] = 42
+    report = check_stream(encode(chunks))
+    assert report.ok
+    [note] = [n for n in report.notes if n.kind == "salvaged"]
+    assert (note.path, note.events, note.first_event) == ("$.choices[0].delta.content", 1, 2)
+    assert "got `int`" in note.reason
+    assert report.chunks == 5
+    [problem] = check_stream(encode(chunks), strict=True).problems
+    assert (problem.kind, problem.event) == ("salvage", 2)
+    assert problem.path == "$.choices[0].delta.content"
+    assert "the decoder drops it" in problem.message
+
+
+def test_missing_choice_index_drops_the_choice() -> None:
+    chunks = base_chunks()
+    del chunks[1]["choices"][0]["index"]
+    report = check_stream(encode(chunks))
+    assert report.ok
+    assert [(n.kind, n.path) for n in report.notes] == [("salvaged", "$.choices[0]")]
+    strict = check_stream(encode(chunks), strict=True)
+    assert [(p.kind, p.path) for p in strict.problems] == [("salvage", "$.choices[0].index")]
+    assert "drops $.choices[0]" in strict.problems[0].message
+
+
+def test_unsalvageable_payload_is_a_type_problem() -> None:
+    chunks: list[Any] = base_chunks()
+    chunks[2] = ["not", "a", "chunk"]
     for strict in (False, True):
         report = check_stream(encode(chunks), strict=strict)
         [problem] = report.problems
-        assert (problem.kind, problem.event) == ("type", 2)
-        assert problem.path == "$.choices[0].delta.content"
-
-
-def test_missing_choice_index_is_a_type_problem_once() -> None:
-    chunks = base_chunks()
-    del chunks[1]["choices"][0]["index"]
-    for strict in (False, True):
-        report = check_stream(encode(chunks), strict=strict)
-        assert [(p.kind, p.path) for p in report.problems] == [("type", "$.choices[0].index")]
+        assert (problem.kind, problem.event, problem.path) == ("type", 2, "$")
 
 
 def test_no_done_is_truncation() -> None:
@@ -333,7 +351,7 @@ def test_strict_violation(
     assert data[problem.offset :].startswith(b"data: ")
     assert len(report.problems) == 1, report.problems
     lenient = check_stream(data)
-    assert all(p.kind == "type" for p in lenient.problems)  # only what the decoder rejects
+    assert lenient.problems == []  # the decoder reads it (salvaging what does not fit)
 
 
 TOOL = [*DELTA, "tool_calls", 0]
@@ -491,6 +509,10 @@ def test_report_encodes_to_json() -> None:
         "done",
         "problems",
         "notes",
+        "kind",
+        "problems_omitted",
+        "notes_omitted",
+        "status",
     }
 
 

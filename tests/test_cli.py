@@ -20,7 +20,7 @@ import pytest
 
 from mock_upstream import MockUpstream, load_fixture
 from splitting import FIXTURE_NAMES, MANIFEST, STREAMS, fixture
-from streamspec import CreateChatCompletionResponse
+from streamspec import CreateChatCompletionResponse, CreateCompletionResponse
 
 OK_FIXTURES = [name for name in FIXTURE_NAMES if MANIFEST[name]["expect"] == "ok"]
 ENV = {**os.environ, "PYTHONIOENCODING": "ascii", "LC_ALL": "C"}  # output must not depend on it
@@ -308,3 +308,156 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.decode().startswith("streamspec ")
+
+
+# -- legacy completions streams -----------------------------------------------------------------
+
+LEGACY = STREAMS / "completions"
+LEGACY_MANIFEST: dict[str, dict[str, Any]] = json.loads(
+    (LEGACY / "MANIFEST.json").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_MANIFEST))
+def test_decode_legacy_file_detects_the_kind(name: str) -> None:
+    entry = LEGACY_MANIFEST[name]
+    result = run("decode", str(LEGACY / name))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed(entry["text_by_index"][0])
+    said = summary(result)
+    assert f"finish_reason {entry['finish_reason_by_index'][0]}" in said
+    assert f"{entry['n_chunks']} chunks" in said
+    chars = sum(len(text) for text in entry["text_by_index"])
+    assert f"{chars} text chars" in said
+    usage = entry["usage"]
+    assert (
+        f"usage {usage['prompt_tokens']} prompt + {usage['completion_tokens']} completion"
+        f" = {usage['total_tokens']}"
+    ) in said
+
+
+def test_decode_legacy_final_and_json() -> None:
+    name = "llamacpp_completions_n2.sse"
+    entry = LEGACY_MANIFEST[name]
+    result = run("decode", "--final", "-", stdin=(LEGACY / name).read_bytes())
+    assert result.returncode == 0, result.stderr
+    response = msgspec.json.decode(result.stdout, type=CreateCompletionResponse)
+    assert response.object == "text_completion"
+    assert [c.text for c in response.choices] == entry["text_by_index"]
+    result = run("decode", "--json", "-q", str(LEGACY / name))
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert len(lines) == entry["n_chunks"]
+    assert all("text" in c for line in lines for c in line["choices"])
+
+
+def test_kind_flag_overrides_detection() -> None:
+    name = "vllm_completions.sse"
+    result = run("decode", "--kind", "chat", str(LEGACY / name))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""  # as chat chunks these carry no delta content
+    assert "0 content chars" in summary(result)
+    result = run("decode", "--kind", "completions", str(LEGACY / name))
+    assert result.stdout == printed(LEGACY_MANIFEST[name]["text_by_index"][0])
+
+
+class LegacyServer:
+    """``POST /v1/completions`` streams a legacy fixture; records the request bodies."""
+
+    def __init__(self, name: str) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        from mock_upstream import ServerThread
+
+        data = (LEGACY / name).read_bytes()
+        self.requests: list[dict[str, Any]] = []
+
+        async def completions(request: Request) -> Response:
+            self.requests.append(await request.json())
+            return Response(data, media_type="text/event-stream")
+
+        async def json_error(request: Request) -> Response:
+            body = b'{"error": {"message": "the request exceeds the context size", "code": 400}}'
+            return Response(body, media_type="application/json")
+
+        app = Starlette(
+            routes=[
+                Route("/v1/completions", completions, methods=["POST"]),
+                Route("/v1/chat/completions", json_error, methods=["POST"]),
+            ]
+        )
+        self.server = ServerThread(app, name="legacy-server")
+
+    def __enter__(self) -> LegacyServer:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.stop()
+
+
+@pytest.mark.parametrize("how", ["flag", "path"])
+def test_decode_legacy_from_url(how: str) -> None:
+    name = "vllm_completions.sse"
+    with LegacyServer(name) as legacy:
+        base = legacy.server.url + "/v1"
+        args = ["--kind", "completions", base] if how == "flag" else [base + "/completions"]
+        result = run("decode", *args, "--model", "m", "--prompt", "Tokyo is")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed(LEGACY_MANIFEST[name]["text_by_index"][0])
+    assert "101 text chars" in summary(result)
+    [body] = legacy.requests
+    assert body == {
+        "model": "m",
+        "prompt": "Tokyo is",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def test_json_error_with_status_200_is_the_server_message() -> None:
+    with LegacyServer("vllm_completions.sse") as legacy:
+        result = run("decode", legacy.server.url + "/v1", "--model", "m", "--prompt", "hi")
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "the request exceeds the context size" in line
+    assert "internal error" not in line
+
+
+# -- precise failures ---------------------------------------------------------------------------
+
+
+def test_file_summary_has_no_timing() -> None:
+    result = run("decode", str(STREAMS / "openai_text.sse"))
+    assert result.returncode == 0, result.stderr
+    lines = summary(result).splitlines()
+    assert len(lines) == 1
+    assert "first chunk" not in lines[0]
+    assert " ms" not in lines[0]
+    result = run("decode", "-", stdin=fixture("openai_text.sse"))
+    assert len(summary(result).splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_read_error_is_one_precise_line() -> None:
+    result = run("decode", "/proc/self/mem")  # opens, then every read fails with EIO
+    assert result.returncode == 2
+    assert one_error_line(result) == "streamspec: cannot read /proc/self/mem: Input/output error"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://", "no host name"),
+        ("http://127.0.0.1:99999/v1", "Port out of range 0-65535"),
+        ("http://127.0.0.1:port/v1", "Port could not be cast to integer value as 'port'"),
+        ("http://local host/v1", "it contains spaces or control characters"),
+        ("https://[::1/v1", "Invalid IPv6 URL"),
+    ],
+)
+def test_malformed_url_is_one_precise_line(url: str, reason: str) -> None:
+    result = run("decode", url, "--model", "m", "--prompt", "hi")
+    assert result.returncode == 2
+    assert one_error_line(result) == f"streamspec: invalid URL {url!r}: {reason}"

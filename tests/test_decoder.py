@@ -125,6 +125,9 @@ def summarize(chunks: list[Any], index: int = 0) -> Summary:
                         text.append(block.text)
                     elif block.type == "thinking" and isinstance(block.thinking, str):
                         reasoning.append(block.thinking)
+                    elif block.type == "thinking" and isinstance(block.thinking, list):
+                        # Magistral: a list of text parts.
+                        reasoning += [p.text for p in block.thinking if isinstance(p.text, str)]
             # The same reasoning may come under either name: count it once.
             if isinstance(delta.reasoning_content, str) and delta.reasoning_content:
                 reasoning.append(delta.reasoning_content)
@@ -171,7 +174,10 @@ def documented_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
     """The manifest's usage restricted to the fields of the OpenAI usage object."""
     if usage is None:
         return None
-    out = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    # A count the server left out stays out (usage is never derived).
+    out = {
+        k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens") if k in usage
+    }
     for key, fields in _USAGE_DETAILS.items():
         if key in usage:
             details = usage[key]
@@ -415,7 +421,11 @@ def test_malformed_events_located_and_skipped(sep: str) -> None:
         "[DONE]",
         sep=sep,
     )
-    outcome = three_ways(partial(run_decoder, resume=True), data, random_points(data, seed=5))
+    # Without salvage a payload of the wrong shape is a malformed event too.
+    strict = partial(ChunkDecoder, salvage=False)
+    outcome = three_ways(
+        partial(run_decoder, factory=strict, resume=True), data, random_points(data, seed=5)
+    )
     assert outcome.items == [_chunk("a"), _chunk("b"), _chunk("c")]
     assert outcome.done
     first, second = outcome.errors

@@ -42,6 +42,9 @@ NO_DONE = "finished-without-done"
 CUT = "cut-between-events"
 CUT_EVENTS = 10
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Bonjour"}]
+# The fixtures are what upstreams send when asked for usage: clients here ask too, so that the
+# gateway has nothing to hide from them (tests/test_gateway_usage.py covers clients that do not).
+USAGE: Any = {"include_usage": True}
 
 
 def fixture_chunks(name: str) -> list[CreateChatCompletionStreamResponse]:
@@ -121,14 +124,16 @@ def sdk_stream(client: openai.OpenAI, model: str) -> tuple[list[Any], Any]:
     """Stream ``model`` with the SDK: the chunks and the SDK's accumulated snapshot."""
     state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
     chunks = []
-    for chunk in client.chat.completions.create(model=model, messages=MESSAGES, stream=True):
+    for chunk in client.chat.completions.create(
+        model=model, messages=MESSAGES, stream=True, stream_options=USAGE
+    ):
         state.handle_chunk(chunk)
         chunks.append(chunk)
     return chunks, state.current_completion_snapshot
 
 
 def raw_stream(url: str, model: str) -> bytes:
-    body = {"model": model, "messages": MESSAGES, "stream": True}
+    body = {"model": model, "messages": MESSAGES, "stream": True, "stream_options": USAGE}
     with httpx.stream("POST", url + "/chat/completions", json=body, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -191,9 +196,11 @@ def test_n2_text_by_index(gateway: Gateway) -> None:
 def test_bytes_pass_through_unchanged(upstream: MockUpstream, gateway: Gateway, name: str) -> None:
     data = load_fixture(name)
     received = raw_stream(gateway.base_url, name)
-    if name in ("framing_done_no_newline.sse", "framing_done_no_blank_line.sse"):
-        # The final event lacked its blank line: the gateway ends it properly.
+    if name == "framing_done_no_newline.sse":
+        # The final event lacked its line end and blank line: the gateway ends it properly.
         assert received == data + b"\n\n"
+    elif name == "framing_done_no_blank_line.sse":
+        assert received == data + b"\n"
     else:
         assert received == data
     record = gateway.recorder.take(name)
@@ -320,9 +327,10 @@ def rewriting(upstream: MockUpstream) -> Iterator[Gateway]:
 @pytest.mark.parametrize("name", ["openai_text.sse", "openai_tool_calls.sse", "tgi_text.sse"])
 def test_rewrite_model_in_every_chunk(rewriting: Gateway, name: str) -> None:
     data = raw_stream(rewriting.base_url, name)
-    events = [event for event in data.split(b"\n\n") if event]
-    assert events[-1] == b"data: [DONE]"
-    payloads = [json.loads(event.removeprefix(b"data: ")) for event in events[:-1]]
+    # Comments (TGI's ":" keep-alives) are relayed too, byte for byte.
+    events = [event for event in data.split(b"\n\n") if event and not event.startswith(b":")]
+    assert events[-1].replace(b" ", b"") == b"data:[DONE]"
+    payloads = [json.loads(event.removeprefix(b"data:")) for event in events[:-1]]
     assert len(payloads) == MANIFEST[name]["n_chunks"]
     assert all(payload["model"] == "house-model" for payload in payloads)
     rewriting.recorder.take(name)

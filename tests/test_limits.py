@@ -33,6 +33,7 @@ from streamspec import (
     StreamError,
     TruncatedStreamError,
 )
+from streamspec.salvage import UNSALVAGED, SalvageLog
 
 Chunk = CreateChatCompletionStreamResponse
 _decode = msgspec.json.Decoder(Chunk).decode
@@ -69,10 +70,14 @@ def _outcome(data: str, event: bytes) -> tuple[str, Any]:
         return "stream", None
     try:
         chunk = _decode(data)
-    except msgspec.DecodeError:
+    except msgspec.DecodeError as exc:
         if data.strip() == "[DONE]":
             return "done", None
-        return ("stream", None) if _error_of_payload(data) is not None else ("malformed", None)
+        # Valid JSON of the wrong shape is salvaged (see streamspec.salvage).
+        salvaged = SalvageLog(Chunk, _decode).recover(data, exc, 0, 0)
+        if salvaged is UNSALVAGED:
+            return ("stream", None) if _error_of_payload(data) is not None else ("malformed", None)
+        chunk = salvaged
     if chunk.error:
         return "stream", chunk
     return "chunk", chunk

@@ -1,127 +1,150 @@
-"""ChatCompletionUser under a real Locust run against MockUpstream.
+"""ChatCompletionUser under a real Locust run against the paced mock server.
 
 Locust monkey-patches the standard library with gevent when imported, so it
 only ever runs in a subprocess here (``python -m locust``); this module never
-imports it.
+imports it. Nothing depends on timing: the locustfile stops the run after a
+fixed number of requests, and the assertions read what the run wrote once it
+ended (the per-request records, and Locust's own statistics objects dumped
+as JSON when Locust quits).
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mock_upstream import MockUpstream, load_fixture
-from splitting import MANIFEST
+from streamspec.load import read_records, summarize_records
+from streamspec.testing import MockServer
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("locust") is None, reason="needs the locust extra"
 )
 
-TOKEN_DELAY = 0.02  # seconds between events written by the mock
-FIXTURE = "openai_text"
+REQUESTS = 6
+TOKENS = 12
+TTFT = 0.004
+ITL = 0.001
 
 LOCUSTFILE = """
-from locust import constant
+import json
+import os
 
-from streamspec.contrib.locust import ChatCompletionUser
+import gevent
+from locust import constant, events
+from locust.exception import StopUser
+
+from streamspec.contrib.locust import ChatCompletionUser, stream_stats
+
+LIMIT = int(os.environ["TEST_REQUESTS"])
+SENT = [0]
 
 
 class Chat(ChatCompletionUser):
     model = "mock-model"
     prompt = "Say thanks in three languages."
     wait_time = constant(0)
+
+    def chat_completion(self):
+        if SENT[0] >= LIMIT:
+            raise StopUser()
+        SENT[0] += 1
+        self.stream_chat_completion()
+        if SENT[0] == LIMIT:
+            gevent.spawn(self.environment.runner.quit)
+
+
+Chat.tasks = [Chat.chat_completion]
+
+
+@events.quitting.add_listener
+def dump(environment, **kwargs):
+    def rows(stats):
+        return {
+            f"{entry.method} {entry.name}": [entry.num_requests, entry.num_failures]
+            for entry in stats.entries.values()
+        }
+
+    report = {
+        "locust": rows(environment.stats),
+        "total": [environment.stats.total.num_requests, environment.stats.total.num_failures],
+        "stream": rows(stream_stats(environment)),
+    }
+    with open(os.environ["TEST_STATS"], "w") as file:
+        json.dump(report, file)
 """
 
 
-def locust(
-    tmp_path: Path, host: str, *, users: int, seconds: int
-) -> subprocess.CompletedProcess[bytes]:
-    """Run Locust headless on LOCUSTFILE in a subprocess; CSV files go to ``tmp_path/run_*``."""
+def run_locust(tmp_path: Path, host: str, *, users: int) -> tuple[int, dict[str, Any], str]:
     locustfile = tmp_path / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(locustfile),
-            "--headless",
-            "-u",
-            str(users),
-            "-r",
-            str(users),
-            "-t",
-            f"{seconds}s",
-            "--host",
-            host,
-            "--csv",
-            str(tmp_path / "run"),
-            "--only-summary",
-            "--loglevel",
-            "WARNING",
-        ],
-        capture_output=True,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
+    env = {
+        **__import__("os").environ,
+        "TEST_REQUESTS": str(REQUESTS),
+        "TEST_STATS": str(tmp_path / "stats.json"),
+        "STREAMSPEC_RECORDS": str(tmp_path / "records-{pid}.jsonl"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+         "-u", str(users), "-r", str(users), "-t", "120s", "--host", host,
+         "--loglevel", "WARNING"],
+        capture_output=True, cwd=tmp_path, timeout=180, check=False, env=env,
+    )  # fmt: skip
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    return result.returncode, stats, result.stdout.decode() + result.stderr.decode()
 
 
-def run_locust(tmp_path: Path, host: str) -> dict[tuple[str, str], dict[str, str]]:
-    result = locust(tmp_path, host, users=2, seconds=4)
-    assert result.returncode == 0, result.stderr.decode()[-3000:]
-    with open(tmp_path / "run_stats.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
-    return {(row["Type"], row["Name"]): row for row in rows}
-
-
-def test_locust_reports_ttft_itl_tps(tmp_path: Path) -> None:
-    with MockUpstream({"mock-model": load_fixture(FIXTURE)}, token_delay=TOKEN_DELAY) as upstream:
-        stats = run_locust(tmp_path, upstream.base_url)
-        bodies = list(upstream.requests)
-
-    assert bodies
-    assert all(body["stream"] is True and body["model"] == "mock-model" for body in bodies)
-
-    request = stats[("POST", "chat.completions")]
-    ttft = stats[("TTFT", "chat.completions")]
-    itl = stats[("ITL", "chat.completions")]
-    tps = stats[("TPS", "chat.completions")]
-    for row in (request, ttft, itl, tps):
-        assert int(row["Request Count"]) > 0
-        assert int(row["Failure Count"]) == 0
-    assert int(stats[("", "Aggregated")]["Failure Count"]) == 0
-
-    completed = int(request["Request Count"])
-    assert int(ttft["Request Count"]) == completed
-    assert int(itl["Request Count"]) == completed
-    assert int(tps["Request Count"]) == completed
-
-    delay_ms = TOKEN_DELAY * 1000
-    # The first token is written one token delay after the role chunk, so no earlier.
-    assert float(ttft["Min Response Time"]) >= delay_ms
-    assert float(itl["Average Response Time"]) > 0
-    # The whole request spans every event the mock paced.
-    events = MANIFEST[f"{FIXTURE}.sse"]["n_chunks"]
-    assert float(request["Min Response Time"]) >= (events - 1) * delay_ms
-    assert float(request["Average Content Size"]) == len(load_fixture(FIXTURE))
-    # About 1 / TOKEN_DELAY tokens per second; far from 0 and far from unpaced speed.
-    assert 0 < float(tps["Average Response Time"]) < 10 / TOKEN_DELAY
+def test_locust_reports_the_stream_metrics(tmp_path: Path) -> None:
+    server = MockServer(ttft=TTFT, itl=ITL, tokens=TOKENS)
+    with server.run_in_thread():
+        code, stats, output = run_locust(tmp_path, server.base_url, users=2)
+    assert code == 0, output[-3000:]
+    [path] = tmp_path.glob("records-*.jsonl")
+    records = list(read_records(path))
+    assert len(records) == REQUESTS
+    assert len(server.streams) == REQUESTS
+    for record in records:
+        assert record.status == "complete"
+        assert record.output_tokens == TOKENS
+        assert record.output_tokens_basis == "usage"
+        assert record.token_chunks == TOKENS
+        assert len(record.itl_ms) == TOKENS - 1
+        assert record.ttft_ms is not None
+        assert record.e2el_ms is not None
+        # The mock writes the first token TTFT after reading the request, then one every ITL.
+        assert record.ttft_ms >= TTFT * 1000
+        assert record.ttft_ms + sum(record.itl_ms) <= record.e2el_ms
+        assert record.tpot_ms is not None
+    # Locust's own statistics hold the requests only: the Aggregated row is theirs.
+    assert stats["locust"] == {"POST chat.completions": [REQUESTS, 0]}
+    assert stats["total"] == [REQUESTS, 0]
+    # TTFT, TPOT (one per request) and ITL (one per gap) live in their own statistics.
+    assert stats["stream"] == {
+        "TTFT chat.completions": [REQUESTS, 0],
+        "TPOT chat.completions": [REQUESTS, 0],
+        "ITL chat.completions": [REQUESTS * (TOKENS - 1), 0],
+    }
+    assert "TTFT" in output
+    assert "ITL" in output
+    summary = summarize_records(records)
+    assert summary["completed"] == REQUESTS
+    assert summary["total_output_tokens"] == REQUESTS * TOKENS
 
 
 def test_http_errors_are_failures(tmp_path: Path) -> None:
-    with MockUpstream({"other-model": load_fixture(FIXTURE)}) as upstream:
-        result = locust(tmp_path, upstream.base_url, users=1, seconds=2)
-    assert result.returncode == 1  # locust's exit status when requests failed
-    with open(tmp_path / "run_failures.csv", newline="") as file:
-        failures = list(csv.DictReader(file))
-    [failure] = failures
-    assert failure["Method"] == "POST"
-    assert "HTTP 404" in failure["Error"]
-    assert "does not exist" in failure["Error"]
+    server = MockServer(ttft=TTFT, itl=ITL, tokens=TOKENS, model="other-model")
+    with server.run_in_thread():
+        code, stats, output = run_locust(tmp_path, server.base_url, users=1)
+    assert code == 1, output[-3000:]  # locust's exit status when requests failed
+    assert stats["locust"] == {"POST chat.completions": [REQUESTS, REQUESTS]}
+    assert stats["stream"] == {}
+    [path] = tmp_path.glob("records-*.jsonl")
+    records = list(read_records(path))
+    assert [record.error_kind for record in records] == ["http_404"] * REQUESTS
+    assert all(record.error and "does not exist" in record.error for record in records)
+    assert summarize_records(records)["failures"] == {"http_404": REQUESTS}

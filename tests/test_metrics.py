@@ -7,16 +7,31 @@ clock that the test advances by hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
 from splitting import FIXTURE_NAMES, MANIFEST, fixture
-from streamspec import Error, MalformedEventError, StreamError
-from streamspec.metrics import LatencySummary, StreamMeter, StreamMetrics
+from streamspec import (
+    CreateCompletionResponse,
+    Error,
+    MalformedEventError,
+    StreamError,
+    iter_chunks,
+)
+from streamspec.metrics import (
+    LatencySummary,
+    StreamMeter,
+    StreamMetrics,
+    error_kind,
+    is_token_chunk,
+    summarize,
+)
 from streamspec.samples import sample_stream, synthetic_stream
 
 MS = 1_000_000  # nanoseconds per millisecond
@@ -114,7 +129,7 @@ def test_fixture_counts_match_manifest(name: str, reads: str) -> None:
     else:
         assert metrics.prompt_tokens == usage["prompt_tokens"]
         assert metrics.completion_tokens == usage["completion_tokens"]
-        assert metrics.total_tokens == usage["total_tokens"]
+        assert metrics.total_tokens == usage.get("total_tokens")  # None when left out
     if entry["error_message"] is not None:
         assert metrics.error is not None
         assert entry["error_message"] in metrics.error
@@ -175,20 +190,30 @@ def test_timing_from_injected_timestamps() -> None:
     assert metrics.content_chars == 6
     assert metrics.finish_reason == "stop"
     assert metrics.time_to_first_chunk_ms == pytest.approx(100)
-    assert metrics.time_to_first_token_ms == pytest.approx(150)
-    assert metrics.duration_ms == pytest.approx(250)
-    # Gaps 50, 20, 60, 10, 10 ms: sorted 10, 10, 20, 50, 60.
-    assert metrics.inter_chunk_ms == LatencySummary(
-        count=5,
-        mean=pytest.approx(30),
-        p50=pytest.approx(20),
-        p90=pytest.approx(56),  # rank 3.6: 50 + 0.6 * (60 - 50)
+    # TTFT: the first chunk with text, not the role chunk.
+    assert metrics.ttft_ms == pytest.approx(150)
+    # E2EL: to the read that brought [DONE].
+    assert metrics.e2el_ms == pytest.approx(260)
+    # ITL: gaps between token chunks only (150 -> 170 -> 230); the finish and usage
+    # chunks are no tokens.
+    assert metrics.itl_ms == LatencySummary(
+        count=2,
+        mean=pytest.approx(40),
+        std=pytest.approx(20),
+        min=pytest.approx(20),
+        p50=pytest.approx(40),
+        p90=pytest.approx(56),  # rank 0.9: 20 + 0.9 * (60 - 20)
+        p95=pytest.approx(58),
         p99=pytest.approx(59.6),
         max=pytest.approx(60),
     )
-    # Three tokens from usage; two gaps between the first and the last token: 80 ms.
+    assert meter.itl_ns == [20 * MS, 60 * MS]
+    # Three tokens from usage: TPOT = (E2EL - TTFT) / (3 - 1) = 55 ms.
+    assert metrics.output_tokens == 3
+    assert metrics.output_tokens_basis == "usage"
     assert metrics.completion_tokens == 3
-    assert metrics.tokens_per_second == pytest.approx(2 / 0.080)
+    assert metrics.tpot_ms == pytest.approx(55)
+    assert metrics.tokens_per_second == pytest.approx(1000 / 55)
     assert metrics.tokens_per_second_basis == "usage"
 
 
@@ -212,7 +237,11 @@ def test_rate_from_chunks_without_usage() -> None:
     assert metrics.completion_tokens is None
     assert metrics.token_chunks == 4
     assert metrics.reasoning_chars == 1
-    assert metrics.tokens_per_second == pytest.approx(3 / 0.030)
+    assert metrics.output_tokens == 4
+    assert metrics.output_tokens_basis == "chunks"
+    assert metrics.ttft_ms == pytest.approx(10)
+    assert metrics.e2el_ms == pytest.approx(50)
+    assert metrics.tpot_ms == pytest.approx(40 / 3)
     assert metrics.tokens_per_second_basis == "chunks"
     assert metrics.finish_reason == "length"
 
@@ -237,8 +266,8 @@ def test_one_clock_reading_per_feed_shared_by_its_chunks() -> None:
     assert clock.readings == 2
     feed_at(meter, clock, 40, json.dumps(chunk({"content": "c"})).encode() + b"\n\n")
     assert clock.readings == 3
-    assert meter.timestamps == [10 * MS, 10 * MS, 40 * MS]
-    gaps = meter.result().inter_chunk_ms
+    assert meter.token_times == [10 * MS, 10 * MS, 40 * MS]
+    gaps = meter.result().itl_ms
     assert gaps is not None
     assert (gaps.count, gaps.p50, gaps.max) == (2, pytest.approx(15), pytest.approx(30))
 
@@ -323,7 +352,18 @@ def test_metrics_encode_to_json() -> None:
     assert decoded["status"] == "complete"
     assert decoded["chunks"] == 53
     assert decoded["completion_tokens"] == 50
-    assert set(decoded["inter_chunk_ms"]) == {"count", "mean", "p50", "p90", "p99", "max"}
+    assert set(decoded["itl_ms"]) == {
+        "count",
+        "mean",
+        "std",
+        "min",
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+        "max",
+    }
+    assert decoded["itl_ms"]["count"] == 49  # 50 token chunks
     assert msgspec.json.decode(encoded, type=StreamMetrics) == metrics
 
 
@@ -359,3 +399,126 @@ def test_line_by_line_reads() -> None:
     metrics = meter_stream(list(_lines(fixture("xinference_text.sse"))))
     assert metrics.status == "complete"
     assert metrics.chunks == MANIFEST["xinference_text.sse"]["n_chunks"]
+
+
+# -- token chunks, legacy streams and error kinds -------------------------------------------------
+
+COMPLETIONS = Path(__file__).resolve().parent.parent / "fixtures" / "streams" / "completions"
+LEGACY = json.loads((COMPLETIONS / "MANIFEST.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY))
+@pytest.mark.parametrize("reads", ["whole", "events", "bytes"])
+def test_legacy_completions_streams(name: str, reads: str) -> None:
+    entry = LEGACY[name]
+    data = (COMPLETIONS / name).read_bytes()
+    pieces = {"whole": [data], "events": events(data),
+              "bytes": [data[i : i + 1] for i in range(len(data))]}[reads]  # fmt: skip
+    meter = StreamMeter(kind="completions")
+    with contextlib.suppress(Error):
+        for _ in meter.iter(pieces):
+            pass
+    metrics = meter.result()
+    assert metrics.status == "complete"
+    assert metrics.chunks == entry["n_chunks"]
+    texts = entry["text_by_index"]
+    assert metrics.content_chars == sum(len(text) for text in texts if text)
+    # Every chunk with non-empty text is a token chunk; with one choice, that is one per text.
+    decoded = list(iter_chunks([data], CreateCompletionResponse))
+    expected = sum(1 for c in decoded if any(choice.text for choice in c.choices))
+    assert metrics.token_chunks == expected
+    usage = entry["usage"]
+    if usage is not None and "completion_tokens" in usage:
+        assert (metrics.output_tokens, metrics.output_tokens_basis) == (
+            usage["completion_tokens"],
+            "usage",
+        )
+
+
+@pytest.mark.parametrize(
+    ("delta", "token"),
+    [
+        ({"content": "x"}, True),
+        ({"content": ""}, False),
+        ({"role": "assistant", "content": ""}, False),
+        ({}, False),
+        ({"reasoning_content": "think"}, True),
+        ({"reasoning": "think"}, True),
+        ({"content": [{"type": "thinking", "thinking": [{"type": "text", "text": "Ok"}]}]}, True),
+        ({"content": [{"type": "text", "text": ""}]}, False),
+        ({"content": [{"type": "text", "text": "a"}]}, True),
+        ({"refusal": "no"}, True),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}, False),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": '{"a'}}]}, True),
+        ({"function_call": {"arguments": "{}"}}, True),
+    ],
+)
+def test_token_chunk_definition(delta: dict[str, Any], token: bool) -> None:
+    data = sse(chunk(delta))[0]
+    [decoded] = StreamMeter().feed(data)
+    assert is_token_chunk(decoded) is token
+    meter = StreamMeter()
+    meter.feed(data)
+    assert meter.result().token_chunks == int(token)
+
+
+def test_magistral_thinking_counts_as_reasoning() -> None:
+    metrics = meter_stream(events(fixture("mistral_magistral_thinking.sse")))
+    assert metrics.reasoning_chars > 0
+    assert metrics.ttft_ms is not None
+
+
+def test_n2_chunks_count_once() -> None:
+    two = chunk()
+    two["choices"] = [
+        {"index": 0, "delta": {"content": "a"}, "finish_reason": None},
+        {"index": 1, "delta": {"content": "bc"}, "finish_reason": None},
+    ]
+    metrics = meter_stream(sse(two, "[DONE]"))
+    assert (metrics.token_chunks, metrics.content_chars) == (1, 3)
+
+
+def test_done_in_the_read_of_the_last_token() -> None:
+    clock = FakeClock(0)
+    meter = StreamMeter(clock=clock)
+    feed_at(meter, clock, 30, sse(chunk({"content": "a"}))[0])
+    feed_at(meter, clock, 50, b"".join(sse(chunk({"content": "b"}), "[DONE]")))
+    feed_at(meter, clock, 90, b"")  # a read after [DONE] changes nothing
+    assert meter.close() == []
+    metrics = meter.result()
+    assert (metrics.ttft_ms, metrics.e2el_ms) == (pytest.approx(30), pytest.approx(50))
+    assert metrics.tpot_ms == pytest.approx(20)
+
+
+@pytest.mark.parametrize(
+    ("reads", "kind"),
+    [
+        ([b"data: {nope}\n\n"], "malformed"),
+        ([b'data: {"error": {"message": "x"}}\n\n'], "server_error"),
+        ([b'data: {"choices": [{"index": 0, "delta": {"content": "a"'], "truncated"),
+    ],
+)
+def test_error_kinds(reads: list[bytes], kind: str) -> None:
+    metrics = meter_stream(reads)
+    assert metrics.error_kind == kind
+    assert metrics.status == ("truncated" if kind == "truncated" else "error")
+
+
+def test_fail_with_transport_errors() -> None:
+    for exc, kind in (
+        (TimeoutError("slow"), "timeout"),
+        (ConnectionResetError("reset"), "connection"),
+    ):
+        meter = StreamMeter()
+        meter.fail_with(exc)
+        assert meter.result().error_kind == kind
+    assert error_kind(ValueError("x")) == "ValueError"
+
+
+def test_summarize_is_order_free() -> None:
+    values = [0.1 * i for i in range(1, 200)]
+    shuffled = values[::-1]
+    assert summarize(values) == summarize(shuffled)
+    summary = summarize([10.0, 20.0])
+    assert summary is not None
+    assert (summary.p50, summary.std, summary.min) == (15.0, 5.0, 10.0)

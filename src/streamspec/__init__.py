@@ -10,8 +10,8 @@ from :class:`Error`.
 from __future__ import annotations
 
 from .accumulate import ChunkAccumulator, accumulate
-from .check import CheckReport, Note, Problem, ProblemKind, check_stream
-from .decoder import ChunkDecoder, error_object
+from .check import CheckReport, Note, Problem, ProblemKind, StreamChecker, check_stream
+from .decoder import ChunkDecoder, error_object, error_report
 from .encode import EventEncoder, encode_done, encode_error, encode_event
 from .errors import (
     Error,
@@ -22,6 +22,7 @@ from .errors import (
 )
 from .iterate import aiter_chunks, iter_chunks
 from .metrics import LatencySummary, StreamMeter, StreamMetrics, StreamStatus
+from .salvage import SalvageAction, SalvageLog, SalvageNote, salvage
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from .types.common import (
     ChatChoiceLogprobs,
@@ -124,9 +125,12 @@ from .types.stream import (
     ChatCompletionStreamContentBlock,
     ChatCompletionStreamResponseDelta,
     ChatCompletionStreamResponseDeltaAudio,
+    ChatCompletionStreamThinkingPart,
     CreateChatCompletionStreamResponse,
     CreateChatCompletionStreamResponseChoices,
     FunctionCallStream,
+    content_text,
+    reasoning_text,
 )
 
 __version__ = "0.1.0"
@@ -178,6 +182,7 @@ __all__ = [
     "ChatCompletionStreamOptions",
     "ChatCompletionStreamResponseDelta",
     "ChatCompletionStreamResponseDeltaAudio",
+    "ChatCompletionStreamThinkingPart",
     "ChatCompletionTokenLogprob",
     "ChatCompletionTool",
     "ChatCompletionToolChoiceOption",
@@ -230,10 +235,14 @@ __all__ = [
     "ResponseFormatText",
     "Role",
     "SSEParser",
+    "SalvageAction",
+    "SalvageLog",
+    "SalvageNote",
     "ServerSentEvent",
     "ServiceTier",
     "ServiceTierResponse",
     "Stop",
+    "StreamChecker",
     "StreamError",
     "StreamMeter",
     "StreamMetrics",
@@ -249,9 +258,13 @@ __all__ = [
     "accumulate",
     "aiter_chunks",
     "check_stream",
+    "content_text",
     "encode_done",
     "encode_error",
     "encode_event",
     "error_object",
+    "error_report",
     "iter_chunks",
+    "reasoning_text",
+    "salvage",
 ]

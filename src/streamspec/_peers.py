@@ -45,10 +45,14 @@ from .types.stream import CreateChatCompletionStreamResponse
 
 __all__ = [
     "PEERS",
+    "READ_SHAPES",
     "Peer",
     "StreamFn",
     "ceiling",
     "cut_reads",
+    "python_decoder",
+    "python_decoder_class",
+    "shape_reads",
     "split_events",
     "split_payloads",
     "streamspec_decoder",
@@ -77,6 +81,38 @@ def cut_reads(stream: bytes, read_size: int) -> list[bytes]:
     return [stream[start : start + read_size] for start in range(0, len(stream), read_size)]
 
 
+READ_SHAPES: dict[str, str] = {
+    "event": "one event per read",
+    "two-events": "two events per read",
+    "split": "every event split across two reads",
+    "4k": "4 KiB reads",
+    "64k": "64 KiB reads",
+    "whole": "the whole stream in one read",
+}
+"""How a stream can arrive: shape name -> what a table shows."""
+
+
+def shape_reads(stream: bytes, shape: str) -> list[bytes]:
+    """``stream`` cut into the reads of one of :data:`READ_SHAPES`."""
+    if shape == "event":
+        return split_events(stream)
+    if shape == "two-events":
+        events = split_events(stream)
+        return [b"".join(events[i : i + 2]) for i in range(0, len(events), 2)]
+    if shape == "split":
+        reads = []
+        for event in split_events(stream):
+            half = len(event) // 2
+            reads += [event[:half], event[half:]]
+        return reads
+    if shape == "whole":
+        return [stream]
+    sizes = {"4k": 4096, "64k": 65536}
+    if shape not in sizes:
+        raise ValueError(f"unknown read shape {shape!r}; choose one of {', '.join(READ_SHAPES)}")
+    return cut_reads(stream, sizes[shape])
+
+
 def split_payloads(stream: bytes) -> list[bytes]:
     """The JSON payloads of a data-only stream (``[DONE]`` excluded), cut out in advance."""
     payloads = []
@@ -97,6 +133,42 @@ def streamspec_decoder(type: Any = CreateChatCompletionStreamResponse) -> Stream
 
     def decode(reads: Iterable[bytes]) -> list[Any]:
         decoder: ChunkDecoder[Any] = ChunkDecoder(type)
+        chunks: list[Any] = []
+        for data in reads:
+            chunks += decoder.feed(data)
+        chunks += decoder.close()
+        return chunks
+
+    return decode
+
+
+def python_decoder_class() -> type[ChunkDecoder[Any]]:
+    """:class:`ChunkDecoder` on the pure-Python hot path, in this process, built or not.
+
+    The decoder's own pure-Python class when it has one (``PyChunkDecoder``);
+    otherwise the pure-Python core (:class:`streamspec._fastpath.PyDecoderCore`)
+    in front of the decoder, whose framing then stays whatever was loaded.
+    """
+    from . import _fastpath, decoder
+
+    own = getattr(decoder, "PyChunkDecoder", None)
+    if own is not None:
+        return cast("type[ChunkDecoder[Any]]", own)
+    if _fastpath.IMPLEMENTATION == "python":  # the decoder is pure Python already
+        return ChunkDecoder
+
+    class PurePythonChunkDecoder(_fastpath.PyDecoderCore, ChunkDecoder[Any]):  # type: ignore[misc]
+        _feed = ChunkDecoder._feed  # the core's placeholder would hide the decoder's
+
+    return cast("type[ChunkDecoder[Any]]", PurePythonChunkDecoder)
+
+
+def python_decoder(type: Any = CreateChatCompletionStreamResponse) -> StreamFn:
+    """:func:`streamspec_decoder` with :func:`python_decoder_class`."""
+    cls = python_decoder_class()
+
+    def decode(reads: Iterable[bytes]) -> list[Any]:
+        decoder = cls(type)
         chunks: list[Any] = []
         for data in reads:
             chunks += decoder.feed(data)

@@ -13,9 +13,10 @@ tested against):
 * ``content`` and ``refusal`` are concatenated. ``content`` given as a list of
   typed blocks contributes its ``text`` blocks.
 * Reasoning comes from ``reasoning_content``, else ``reasoning`` (a delta that
-  carries both is counted once), else from ``thinking`` content blocks. It is
-  stored in the result message's ``reasoning_content``; ``reasoning`` is left
-  :data:`msgspec.UNSET`.
+  carries both is counted once), else from ``thinking`` content blocks, whose
+  ``thinking`` is a string or a list of text parts (Magistral), as
+  :func:`streamspec.reasoning_text` reads them. It is stored in the result
+  message's ``reasoning_content``; ``reasoning`` is left :data:`msgspec.UNSET`.
 * Tool-call fragments are grouped by ``index``, or by ``id`` when a fragment
   has no index (Gemini sends whole calls told apart by id); a fragment with
   neither continues the latest call. Calls keep their order of first
@@ -25,8 +26,9 @@ tested against):
 * ``logprobs.content`` and ``logprobs.refusal`` lists are concatenated.
 * ``finish_reason`` is the last non-empty value (chunks may follow the
   finishing one; ``""`` means none). ``usage`` is the last usage object seen,
-  never a sum. ``role`` is the first non-empty value, ``"assistant"`` by
-  default.
+  never a sum, as the server sent it: a count it left out stays
+  :data:`msgspec.UNSET` (never derived from the others). ``role`` is the first
+  non-empty value, ``"assistant"`` by default.
 * ``id``, ``model`` and ``created`` take the first non-empty value;
   ``system_fingerprint`` and ``service_tier`` the last non-null one.
   ``object`` is ``"chat.completion"``.
@@ -44,7 +46,8 @@ lists and joined once per :meth:`~ChunkAccumulator.result` or
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from itertools import chain
+from typing import Any, overload
 
 from msgspec import UNSET, UnsetType
 
@@ -55,6 +58,7 @@ from .types.common import (
     CompletionUsage,
     FunctionCall,
 )
+from .types.completions import CreateCompletionResponse
 from .types.response import (
     ChatChoice,
     ChatCompletionResponseMessage,
@@ -68,6 +72,7 @@ from .types.stream import (
     ChatCompletionStreamResponseDeltaAudio,
     CreateChatCompletionStreamResponse,
     FunctionCallStream,
+    reasoning_text,
 )
 
 __all__ = ["ChunkAccumulator", "accumulate"]
@@ -309,8 +314,10 @@ class _Choice:
             if kind == "text":
                 if block.text.__class__ is str:
                     self.content.append(block.text)
-            elif kind == "thinking" and thinking and block.thinking:
-                self.reasoning.append(block.thinking)
+            elif kind == "thinking" and thinking:
+                text = reasoning_text(block)  # a string, or a list of text parts (Magistral)
+                if text:
+                    self.reasoning.append(text)
 
     def add_logprobs(self, logprobs: ChatChoiceLogprobs) -> None:
         """Concatenate ``logprobs.content`` and ``logprobs.refusal``."""
@@ -543,16 +550,36 @@ class ChunkAccumulator:
         return self.result()
 
 
+@overload
 def accumulate(
     chunks: Iterable[CreateChatCompletionStreamResponse],
-) -> CreateChatCompletionResponse:
+) -> CreateChatCompletionResponse: ...
+
+
+@overload
+def accumulate(chunks: Iterable[CreateCompletionResponse]) -> CreateCompletionResponse: ...
+
+
+def accumulate(
+    chunks: Iterable[CreateChatCompletionStreamResponse] | Iterable[CreateCompletionResponse],
+) -> CreateChatCompletionResponse | CreateCompletionResponse:
     """Fold a stream's chunks into the complete response a non-streamed request returns.
 
     ``chunks`` is any iterable of decoded chunks (for example
     :func:`streamspec.iter_chunks` over the response bytes). Returns a
     :class:`~streamspec.CreateChatCompletionResponse`; see
-    :mod:`streamspec.accumulate` for how each field is combined.
+    :mod:`streamspec.accumulate` for how each field is combined. Legacy
+    ``text_completion`` chunks (:class:`~streamspec.CreateCompletionResponse`)
+    give a :class:`~streamspec.CreateCompletionResponse` instead (see
+    :mod:`streamspec.accumulate_completions`); the first chunk decides.
     """
+    iterator = iter(chunks)
+    first = next(iterator, None)
+    if isinstance(first, CreateCompletionResponse):
+        from .accumulate_completions import accumulate_completions
+
+        return accumulate_completions(chain((first,), iterator))  # type: ignore[arg-type]
     accumulator = ChunkAccumulator()
-    accumulator.extend(chunks)
+    if first is not None:
+        accumulator.extend(chain((first,), iterator))  # type: ignore[arg-type]
     return accumulator.result()

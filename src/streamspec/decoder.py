@@ -72,11 +72,12 @@ from .errors import (
     StreamError,
     TruncatedStreamError,
 )
+from .salvage import UNSALVAGED, SalvageLog, SalvageNote
 from .sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEParser
 from .types.common import ErrorObject
 from .types.stream import CreateChatCompletionStreamResponse
 
-__all__ = ["ChunkDecoder", "PyChunkDecoder", "error_object"]
+__all__ = ["ChunkDecoder", "PyChunkDecoder", "error_object", "error_report"]
 
 T = TypeVar("T")
 
@@ -84,10 +85,15 @@ _DONE = b"[DONE]"
 
 
 class _ErrorEnvelope(msgspec.Struct, gc=False):
-    """``{"error": <object or string>, "error_type": ...}``, the shape of error payloads."""
+    """``{"error": <object or string>, "error_type": ...}``, the shape of error payloads.
+
+    ``choices`` is only looked at for presence: an error member beside choices
+    is in an otherwise normal chunk.
+    """
 
     error: Any = UNSET
-    error_type: str | UnsetType | None = UNSET
+    error_type: Any = UNSET
+    choices: msgspec.Raw | UnsetType = UNSET
 
 
 _decode_envelope = msgspec.json.Decoder(_ErrorEnvelope).decode
@@ -120,16 +126,44 @@ def error_object(value: Any, error_type: Any = None) -> ErrorObject:
     )
 
 
+def error_report(value: Any, error_type: Any = None, *, alone: bool = False) -> ErrorObject | None:
+    """The error that a payload's ``error`` member reports, or None if it reports none.
+
+    Relays put ``"error": false`` (or ``null``, ``0``, ``""``, ``[]``, ``{}``)
+    in otherwise normal chunks; only an *error report* is an error:
+
+    * a string with some non-blank text (TGI, Xinference; ``error_type`` is
+      its sibling key);
+    * an object (or :class:`ErrorObject`) carrying a non-empty ``message``,
+      ``type`` or ``code`` (a ``code`` of ``0`` or ``""`` is none);
+    * any object when the payload is a bare error envelope (``alone``: it has
+      no ``choices`` member), such as ``{"error": {"message": ""}}``;
+    * ``true``.
+
+    Numbers, arrays and every other value report nothing.
+    """
+    if value is None or value is UNSET or value is False:
+        return None
+    if value is True:
+        return ErrorObject(type=error_type if isinstance(error_type, str) else UNSET)
+    if isinstance(value, str):
+        return error_object(value, error_type) if value.strip() else None
+    if isinstance(value, ErrorObject):
+        return value if alone or value.message or value.type or value.code else None
+    if isinstance(value, dict) and (
+        alone or value.get("message") or value.get("type") or value.get("code")
+    ):
+        return error_object(value, error_type)
+    return None
+
+
 def _error_in_payload(payload: bytes | str) -> ErrorObject | None:
-    """The error a payload reports in a top-level ``error`` member, if non-null."""
+    """The error a payload reports in a top-level ``error`` member (see :func:`error_report`)."""
     try:
         envelope = _decode_envelope(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested deeper than msgspec goes
         return None
-    if envelope.error is UNSET or envelope.error is None or envelope.error == "":
-        return None
-    kind = envelope.error_type if isinstance(envelope.error_type, str) else None
-    return error_object(envelope.error, kind)
+    return error_report(envelope.error, envelope.error_type, alone=envelope.choices is UNSET)
 
 
 def _error_event_object(data: str) -> ErrorObject:
@@ -139,7 +173,7 @@ def _error_event_object(data: str) -> ErrorObject:
         return found
     try:
         value = _decode_any(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return ErrorObject(message=data)
     return error_object(value)
 
@@ -235,6 +269,8 @@ class _Decoding(Generic[T]):
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         require_done: bool = False,
+        salvage: bool = True,
+        on_salvage: Callable[[SalvageNote], object] | None = None,
     ) -> None:
         self.type: Any = type
         self.max_event_size = max_event_size
@@ -242,6 +278,7 @@ class _Decoding(Generic[T]):
         self.done = False
         decode: Callable[[bytes | str], T] = msgspec.json.Decoder(type).decode
         self._decode = decode
+        self.salvaged = SalvageLog(type, decode, enabled=salvage, on_salvage=on_salvage)
         # The fast paths must notice error payloads. With an ``error`` field
         # that is one attribute read per chunk; a type without one (a slim
         # projection) pays a byte search for '"error"' per read instead.
@@ -685,21 +722,30 @@ class _Decoding(Generic[T]):
         except Exception as exc:  # any failure to decode: malformed
             if payload.strip() == "[DONE]":
                 return _DONE_MARK
-            found = _reported_error(payload)
-            if found is not None:
-                raise StreamError(found, payload, event_index=index, offset=offset) from None
-            if isinstance(exc, msgspec.DecodeError):
-                reason = str(exc)
-            elif isinstance(exc, RecursionError):
-                reason = "JSON nested too deeply to decode"
-            else:
-                reason = f"{type(exc).__name__}: {exc}"
-            raise MalformedEventError(reason, payload, event_index=index, offset=offset) from None
+            chunk = UNSALVAGED
+            if not isinstance(exc, RecursionError):  # nested too deeply: nothing to walk
+                try:
+                    chunk = self.salvaged.recover(payload, exc, index, offset)  # after a failure
+                except Exception:  # the salvage walk failed too: the event is malformed
+                    chunk = UNSALVAGED
+            if chunk is UNSALVAGED:
+                found = _reported_error(payload)
+                if found is not None:
+                    raise StreamError(found, payload, event_index=index, offset=offset) from None
+                if isinstance(exc, msgspec.DecodeError):
+                    reason = str(exc)
+                elif isinstance(exc, RecursionError):
+                    reason = "JSON nested too deeply to decode"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
+                raise MalformedEventError(
+                    reason, payload, event_index=index, offset=offset
+                ) from None
         if self._has_error_field:
             value = self._error_of(chunk)
             found = None
             if value:
-                found = _reported_error(payload) or error_object(value)
+                found = _reported_error(payload)
         else:
             found = _reported_error(payload) if '"error"' in payload else None
         if found is not None:
@@ -744,6 +790,17 @@ class ChunkDecoder(DecoderCore, _Decoding[T]):
       :class:`StreamError` with the server's error at ``close()``; any other
       JSON document raises :class:`MalformedEventError`.
 
+    A payload that is valid JSON but does not fit ``type`` is salvaged, not
+    rejected (unless ``salvage=False``): every field that fits is kept, what
+    does not is dropped at the smallest enclosing optional field or list
+    element (see :mod:`streamspec.salvage` for the rule), and the chunk is
+    returned. ``salvaged`` (a :class:`streamspec.SalvageLog`) counts what was
+    dropped and keeps the first notes, each with the event index, byte offset,
+    JSON path and reason; ``on_salvage`` is called with every note. This runs
+    only after a chunk failed to decode: chunks that fit pay nothing for it.
+    An ``error`` member raises :class:`StreamError` only when it is an error
+    report (:func:`error_report`); ``"error": false`` in a chunk is none.
+
     Errors all derive from :class:`streamspec.Error`, come in stream order
     (the first problem wins) and carry ``chunks``: the chunks the same call
     decoded before the error. After a :class:`StreamError` or
@@ -772,6 +829,8 @@ class ChunkDecoder(DecoderCore, _Decoding[T]):
         *,
         max_event_size: int = ...,
         require_done: bool = ...,
+        salvage: bool = ...,
+        on_salvage: Callable[[SalvageNote], object] | None = ...,
     ) -> None: ...
 
     @overload
@@ -781,6 +840,8 @@ class ChunkDecoder(DecoderCore, _Decoding[T]):
         *,
         max_event_size: int = ...,
         require_done: bool = ...,
+        salvage: bool = ...,
+        on_salvage: Callable[[SalvageNote], object] | None = ...,
     ) -> None: ...
 
     def __init__(
@@ -789,8 +850,17 @@ class ChunkDecoder(DecoderCore, _Decoding[T]):
         *,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         require_done: bool = False,
+        salvage: bool = True,
+        on_salvage: Callable[[SalvageNote], object] | None = None,
     ) -> None:
-        _Decoding.__init__(self, type, max_event_size=max_event_size, require_done=require_done)
+        _Decoding.__init__(
+            self,
+            type,
+            max_event_size=max_event_size,
+            require_done=require_done,
+            salvage=salvage,
+            on_salvage=on_salvage,
+        )
 
 
 class PyChunkDecoder(PyDecoderCore, _Decoding[T]):

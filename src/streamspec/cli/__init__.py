@@ -2,9 +2,10 @@
 
 ::
 
-    streamspec decode [PATH | - | URL]   print the text of choice 0 as it arrives
-    streamspec check PATH [--strict]     list what is malformed (or off-spec) in a stream
-    streamspec bench                     time decoding against other libraries
+    streamspec decode [PATH | - | URL]   print the text of choice 0 as it arrives (chat or legacy)
+    streamspec check PATH | - | URL      list what is malformed (or off-spec) in a stream
+    streamspec bench                     time decoding: peers, then every read shape
+    streamspec serve UPSTREAM_URL        run the accounting gateway (extra gateway)
 
 Each command is a module of this package with ``add_parser(commands)`` and
 ``run(args) -> int``: a thin layer over the library (``decode``, ``check``,
@@ -12,10 +13,15 @@ Each command is a module of this package with ``add_parser(commands)`` and
 
 ``decode`` reads a file, standard input (``-``), or an OpenAI-compatible
 server (a base URL such as ``http://localhost:8000/v1``, with ``--model`` and
-``--prompt`` or ``--request``); with no argument it decodes a bundled sample.
-Text goes to standard output as each chunk arrives (flushed); a summary
-(finish reason, usage, timing from :class:`streamspec.metrics.StreamMeter`)
-goes to standard error::
+``--prompt`` or ``--request``, sent through :func:`streamspec.http.connect_stream`);
+with no argument it decodes a bundled sample. It reads chat completion chunks
+and legacy ``text_completion`` chunks: for a file the first chunk tells which
+(``--kind chat|completions`` forces one); for a URL ``--kind completions`` or a
+URL ending in ``/completions`` asks ``/v1/completions`` with ``--prompt`` as the
+prompt. Text goes to standard output as each chunk arrives (flushed); a summary
+goes to standard error: what the stream said (finish reason, chunks,
+characters, usage) and, for a live server only, how fast it came (timing from
+:class:`streamspec.metrics.StreamMeter`)::
 
     $ streamspec decode http://localhost:8000/v1 --model qwen3 --prompt "Say thanks"
     Voici trois façons de dire « merci » : ...
@@ -24,13 +30,15 @@ goes to standard error::
        / max 101.1 ms | 48.1 tokens/s (from usage)
 
 ``--json`` prints each chunk as one JSON line instead, ``--final`` the
-accumulated ``chat.completion`` response. While a server is slow to answer,
-a status line on stderr (a terminal only) shows what is awaited and for how long.
+accumulated response (``chat.completion``, or ``text_completion`` for a legacy
+stream). While a server is slow to answer, a status line on stderr (a terminal
+only) shows what is awaited and for how long.
 
 Failures print one line on standard error, ``streamspec: <what happened>``,
 and set the exit status: 1 for a stream that failed (server error, malformed
 event, truncated stream, HTTP error, unreachable server), 2 for bad usage (a
-missing file, an invalid request file), 130 when interrupted.
+missing or unreadable file, a malformed URL, an invalid request file), 130
+when interrupted.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import argparse
 import os
 import sys
 
-from . import bench, check, decode
+from . import bench, check, decode, load, report, serve
 from ._common import PROG, Failure, error
 
 __all__ = ["main"]
@@ -57,6 +65,9 @@ def _parser(with_bench: bool) -> argparse.ArgumentParser:
     decode.add_parser(commands)
     check.add_parser(commands)
     bench.add_parser(commands, with_bench)
+    load.add_parser(commands)
+    report.add_parser(commands)
+    serve.add_parser(commands)
     return parser
 
 

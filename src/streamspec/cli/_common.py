@@ -147,24 +147,42 @@ def open_file(path: str) -> IO[bytes]:
         fail(f"cannot read {path}: {exc.strerror or exc}", 2)
 
 
+def _read_failed(path: str, exc: OSError) -> NoReturn:
+    name = "standard input" if path == "-" else path
+    fail(f"cannot read {name}: {exc.strerror or exc}", 2)
+
+
 def file_reads(path: str) -> Iterator[bytes]:
-    """The bytes of a file (``-``: standard input) as they can be read, up to 64 KiB at a time."""
+    """The bytes of a file (``-``: standard input) as they can be read, up to 64 KiB at a time.
+
+    A read that fails (a directory given as standard input, an I/O error)
+    raises :class:`Failure` with one line naming the file and the reason.
+    """
     if path == "-":
         stdin = sys.stdin.buffer
         read = getattr(stdin, "read1", stdin.read)
-        while data := read(READ_SIZE):
-            yield data
+        try:
+            while data := read(READ_SIZE):
+                yield data
+        except OSError as exc:
+            _read_failed(path, exc)
         return
     with open_file(path) as file:
-        while data := file.read(READ_SIZE):
-            yield data
+        try:
+            while data := file.read(READ_SIZE):
+                yield data
+        except OSError as exc:
+            _read_failed(path, exc)
 
 
 def read_all(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    with open_file(path) as file:
-        return file.read()
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open_file(path) as file:
+            return file.read()
+    except OSError as exc:
+        _read_failed(path, exc)
 
 
 def error(message: str) -> None:

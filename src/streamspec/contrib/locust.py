@@ -9,81 +9,179 @@ locustfile that subclasses :class:`ChatCompletionUser`::
     class Chat(ChatCompletionUser):
         model = "meta-llama/Llama-3.1-8B-Instruct"
         prompt = "Explain backpressure in two sentences."
+        records_path = "records-{pid}.jsonl"   # per-request records, one file per process
 
 and point Locust at the server's base URL (the one an OpenAI client takes)::
 
-    locust -f locustfile.py --host http://localhost:8000/v1 --headless -u 50 -r 5 -t 5m \\
-        --csv results --only-summary
+    locust -f locustfile.py --host http://localhost:8000/v1 --headless -u 50 -r 5 -t 5m
 
 Each user POSTs ``{"model", "messages", "stream": true, "stream_options":
-{"include_usage": true}}`` to ``{host}/chat/completions`` in a loop, feeds
+{"include_usage": true}}`` to ``{host}/chat/completions`` in a loop and feeds
 the response bytes to a :class:`streamspec.metrics.StreamMeter` as they
-arrive, and reports four rows per ``name`` in Locust's statistics (and in
-``results_stats.csv``; the "Type" column tells them apart):
+arrive. The definitions are those of :mod:`streamspec.metrics` (and of vLLM's
+``bench serve``).
 
-* ``POST``: the whole request, from sending it to the end of the stream
-  (``response_time`` in ms, ``response_length`` the stream's bytes). It fails
-  on an HTTP error (with the server's message), a connection error, a server
-  error inside the stream (:class:`streamspec.StreamError`), a malformed event,
-  or a stream that ends without ``data: [DONE]``.
-* ``TTFT``: time to first token, ms (from sending the request to the first
-  chunk carrying text, reasoning or a tool call). Reported whenever a token
-  arrived, even if the stream failed later.
-* ``ITL``: inter-token latency, ms: the mean gap between consecutive chunks
-  of the request (with ``report_each_gap = True``, one entry per gap, so that
-  Locust's percentiles describe single gaps). Complete streams only.
-* ``TPS``: decode speed in tokens per second, carried in the
-  ``response_time`` columns (the "Average Response Time" of this row is the
-  mean tokens/s). Tokens come from ``usage.completion_tokens`` when the server
-  reports usage, else from the number of token chunks. Complete streams only.
+**Locust's own statistics** get one entry per request, type ``POST``: its
+response time is the E2EL (sending the request to the end of the stream), its
+length the stream's bytes. It fails on an HTTP error (with the server's
+message), a connection error, a server error inside the stream, a malformed
+event, or a stream that ends without ``data: [DONE]``. Nothing else is
+reported there, so the "Aggregated" row is the requests' own.
 
-Several machines (a master and workers; Locust's own distribution, nothing
-streamspec-specific: every worker measures its streams and the master
-aggregates all four rows)::
+**Stream statistics** (TTFT, TPOT and ITL, in ms) go to a separate Locust
+``RequestStats``, :func:`stream_stats` (``environment.streamspec_stats``),
+under the same names with types ``TTFT`` (one entry per request that got a
+token), ``TPOT`` (one per complete request with two tokens or more) and
+``ITL`` (one entry per gap between token chunks, so its percentiles describe
+single gaps). Workers send them to the master with their regular reports; the
+master (or a local run) prints their table (:func:`format_stream_stats`) when
+the run ends.
 
-    # on the master (10.0.0.5), which only coordinates and writes the CSV:
+**Per-request records** (:class:`streamspec.load.RequestRecord`, JSON lines)
+are appended to ``records_path`` when it is set (class attribute, or the
+``STREAMSPEC_RECORDS`` environment variable; ``{pid}`` is replaced by the
+process id, so every worker writes its own file). They merge exactly::
+
+    streamspec report records-*.jsonl --goodput ttft:200,tpot:50 --save-result result.json
+
+Several machines (a master and workers; Locust's own distribution)::
+
+    # on the master (10.0.0.5), which only coordinates:
     locust -f locustfile.py --master --expect-workers 8 --host http://gpu-box:8000/v1 \\
-        --headless -u 400 -r 20 -t 10m --csv results --only-summary
+        --headless -u 400 -r 20 -t 10m
 
     # on each load machine, one worker per CPU core (same locustfile, streamspec installed):
     locust -f locustfile.py --worker --master-host 10.0.0.5
 
-Workers need their clocks only for durations (``time.perf_counter_ns``), so
-they need not be synchronized. Keep each worker's CPU below ~80%: a saturated
-generator inflates TTFT and ITL.
+    # afterwards, gather every worker's records-*.jsonl and merge them:
+    streamspec report */records-*.jsonl
+
+Durations use ``time.perf_counter_ns`` on each worker; a record's ``start`` is
+Unix time, so keep the workers' clocks in sync (NTP) for the merged
+``duration``. Keep each worker's CPU below ~80%: a saturated generator
+inflates TTFT and ITL.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
-from itertools import pairwise
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
-import msgspec
-from locust import FastHttpUser, task
+from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import ResponseContextManager
+from locust.env import Environment
+from locust.stats import RequestStats, StatsEntry
 
 from ..errors import Error
+from ..load.records import record_from_meter, write_records
 from ..metrics import StreamMeter, StreamMetrics
 
-__all__ = ["ChatCompletionUser"]
+__all__ = ["ChatCompletionUser", "format_stream_stats", "stream_stats"]
+
+_REPORT_KEY = "streamspec_stats"
+
+
+def stream_stats(environment: Environment) -> RequestStats:
+    """The TTFT, TPOT and ITL statistics of ``environment`` (created on first use)."""
+    stats: RequestStats | None = getattr(environment, "streamspec_stats", None)
+    if stats is None:
+        stats = RequestStats(use_response_times_cache=True)
+        environment.streamspec_stats = stats  # type: ignore[attr-defined]
+    return stats
+
+
+def _send_stream_stats(client_id: str, data: dict[str, Any], **kwargs: Any) -> None:
+    environment = kwargs.get("environment") or getattr(events, "_streamspec_env", None)
+    if environment is None:
+        return
+    stats = stream_stats(environment)
+    data[_REPORT_KEY] = [entry.get_stripped_report() for entry in stats.entries.values()]
+
+
+def _merge_stream_stats(client_id: str, data: dict[str, Any], **kwargs: Any) -> None:
+    environment = kwargs.get("environment") or getattr(events, "_streamspec_env", None)
+    if environment is None:
+        return
+    stats = stream_stats(environment)
+    for report in data.get(_REPORT_KEY, []):
+        entry = StatsEntry.unserialize(report, stats)
+        key = (entry.name, entry.method)
+        if key not in stats.entries:
+            stats.entries[key] = StatsEntry(stats, entry.name, entry.method, True)
+        stats.entries[key].extend(entry)
+
+
+def _remember(environment: Environment, **kwargs: Any) -> None:
+    events._streamspec_env = environment  # type: ignore[attr-defined]
+    stream_stats(environment)
+
+
+def _print_stream_stats(environment: Environment, **kwargs: Any) -> None:
+    from locust.runners import WorkerRunner
+
+    _Records.close_all()
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    stats = stream_stats(environment)
+    if stats.entries:
+        print(format_stream_stats(stats))
+
+
+_hooks: Any = events  # Locust's event hooks carry no annotations
+_hooks.report_to_master.add_listener(_send_stream_stats)
+_hooks.worker_report.add_listener(_merge_stream_stats)
+_hooks.init.add_listener(_remember)
+_hooks.quitting.add_listener(_print_stream_stats)
+
+
+def format_stream_stats(stats: RequestStats) -> str:
+    """The TTFT, TPOT and ITL statistics as a table (ms; one row per type and name)."""
+    head = f"{'Type':<6} {'Name':<32} {'# entries':>10} {'mean':>9} {'min':>9}"
+    head += "".join(f" {label:>9}" for label in ("p50", "p90", "p99", "max"))
+    lines = ["streamspec stream statistics (ms)", head]
+    for entry in sorted(stats.entries.values(), key=lambda e: (e.name, e.method)):
+        values = [entry.avg_response_time, entry.min_response_time or 0.0]
+        values += [entry.get_response_time_percentile(q) for q in (0.5, 0.9, 0.99)]
+        values.append(entry.max_response_time)
+        row = f"{entry.method:<6} {entry.name[:32]:<32} {entry.num_requests:>10}"
+        lines.append(row + "".join(f" {value:>9.1f}" for value in values))
+    return "\n".join(lines)
+
+
+class _Records:
+    """The per-request records file of this process (appended to, flushed when Locust quits)."""
+
+    _lock = threading.Lock()
+    _files: ClassVar[dict[str, IO[bytes]]] = {}
+
+    @classmethod
+    def write(cls, path: str, line: Any) -> None:
+        path = path.replace("{pid}", str(os.getpid()))
+        with cls._lock:
+            file = cls._files.get(path)
+            if file is None:
+                file = cls._files[path] = open(path, "ab")  # noqa: SIM115
+            write_records([line], file)
+
+    @classmethod
+    def close_all(cls) -> None:
+        with cls._lock:
+            for file in cls._files.values():
+                file.close()
+            cls._files.clear()
+
 
 _ERROR_BODY = 300
 
 
-def _error_message(body: bytes) -> str:
-    """The message of an HTTP error body (OpenAI's ``{"error": {"message"}}`` and variants)."""
-    from ..decoder import error_object
+def _error_message(status: int, body: bytes, content_type: str) -> str:
+    """An HTTP error response in one line, worded as :class:`streamspec.http.HTTPStatusError`."""
+    from ..http import HTTPStatusError, parse_error_body
 
-    try:
-        value = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        value = None
-    if isinstance(value, dict) and value.get("error") not in (None, ""):
-        return error_object(value["error"], value.get("error_type")).message
-    text = " ".join(body.decode("utf-8", "replace").split())
-    return text[:_ERROR_BODY] or "(empty body)"
+    error = parse_error_body(body, status=status, content_type=content_type)
+    return HTTPStatusError(status, error).message
 
 
 def _mark(response: ResponseContextManager, failure: str | None) -> None:
@@ -126,8 +224,10 @@ class ChatCompletionUser(FastHttpUser):
     request_name: ClassVar[str] = "chat.completions"
     """The ``name`` of the rows in Locust's statistics."""
 
-    report_each_gap: ClassVar[bool] = False
-    """Report one ``ITL`` entry per gap between chunks instead of one mean per request."""
+    records_path: ClassVar[str | None] = None
+    """Append per-request records here (JSON lines; ``{pid}``: the process id).
+
+    Defaults to the ``STREAMSPEC_RECORDS`` environment variable; None: no records."""
 
     network_timeout = 300.0
     connection_timeout = 30.0
@@ -159,7 +259,8 @@ class ChatCompletionUser(FastHttpUser):
         return headers
 
     def stream_chat_completion(self, body: dict[str, Any] | None = None) -> StreamMetrics | None:
-        """Send one streaming request, report it, and return its metrics (None if no stream)."""
+        """Send one streaming request, report it, and return its metrics."""
+        start = time.time()
         meter = StreamMeter()
         with self.client.request(
             "POST",
@@ -170,23 +271,27 @@ class ChatCompletionUser(FastHttpUser):
             stream=True,
             catch_response=True,
         ) as response:
-            return self._consume(response, meter)
+            metrics = self._consume(response, meter)
+        path = self.records_path or os.environ.get("STREAMSPEC_RECORDS")
+        if path:
+            _Records.write(path, record_from_meter(meter, start))
+        return metrics
 
-    def _consume(
-        self, response: ResponseContextManager, meter: StreamMeter
-    ) -> StreamMetrics | None:
+    def _consume(self, response: ResponseContextManager, meter: StreamMeter) -> StreamMetrics:
         error = getattr(response, "error", None)
         raw = response._response
         if response.status_code == 0 or raw is None:
-            _mark(response, f"connection error: {error or 'no response'}")
-            return None
+            meter.fail(f"connection error: {error or 'no response'}", "error", "connection")
+            return self._finish(response, meter, 0)
         if response.status_code >= 400:
+            status = response.status_code
             try:
-                message = _error_message(response.content or b"")
+                kind = str(response.headers.get("Content-Type", "")) if response.headers else ""
+                message = _error_message(status, response.content or b"", kind)
             except Exception:  # the body could not be read either
-                message = str(error) if error else "(no body)"
-            _mark(response, f"HTTP {response.status_code}: {message}")
-            return None
+                message = f"HTTP {status}: {error or '(no body)'}"
+            meter.fail(message, "error", f"http_{status}")
+            return self._finish(response, meter, 0)
         size = 0
         try:
             # readline() returns as soon as a line is buffered: each chunk is
@@ -204,41 +309,34 @@ class ChatCompletionUser(FastHttpUser):
         except Error:
             pass  # recorded by the meter
         except Exception as exc:  # the connection broke mid-stream
-            meter.fail(f"{type(exc).__name__}: {exc}", "truncated")
+            meter.fail(f"{type(exc).__name__}: {exc}", "truncated", "connection")
+        return self._finish(response, meter, size)
+
+    def _finish(
+        self, response: ResponseContextManager, meter: StreamMeter, size: int
+    ) -> StreamMetrics:
         metrics = meter.result()
-        response.request_meta["response_time"] = (time.perf_counter_ns() - meter.start_ns) / 1e6
+        e2el = metrics.e2el_ms
+        if e2el is None:
+            e2el = (time.perf_counter_ns() - meter.start_ns) / 1e6
+        response.request_meta["response_time"] = e2el
         response.request_meta["response_length"] = size
         if metrics.status == "complete":
             _mark(response, None)
         else:
-            _mark(response, f"{metrics.status}: {metrics.error}")
+            _mark(response, metrics.error or metrics.status)
         self._report(metrics, meter)
         return metrics
 
     def _report(self, metrics: StreamMetrics, meter: StreamMeter) -> None:
-        """Fire the TTFT, ITL and TPS entries of one stream."""
-        fire = self.environment.events.request.fire
+        """Log the TTFT, TPOT and ITL entries of one stream in :func:`stream_stats`."""
+        stats = stream_stats(self.environment)
         name = self.request_name
-        context = self.context()
-
-        def entry(kind: str, value: float) -> None:
-            fire(
-                request_type=kind,
-                name=name,
-                response_time=value,
-                response_length=0,
-                exception=None,
-                context=context,
-            )
-
-        if metrics.time_to_first_token_ms is not None:
-            entry("TTFT", metrics.time_to_first_token_ms)
+        if metrics.ttft_ms is not None:
+            stats.log_request("TTFT", name, metrics.ttft_ms, 0)  # type: ignore[arg-type]
         if metrics.status != "complete":
             return
-        if self.report_each_gap:
-            for earlier, later in pairwise(meter.timestamps):
-                entry("ITL", (later - earlier) / 1e6)
-        elif metrics.inter_chunk_ms is not None:
-            entry("ITL", metrics.inter_chunk_ms.mean)
-        if metrics.tokens_per_second is not None:
-            entry("TPS", metrics.tokens_per_second)
+        if metrics.tpot_ms is not None:
+            stats.log_request("TPOT", name, metrics.tpot_ms, 0)  # type: ignore[arg-type]
+        for gap in meter.itl_ns:
+            stats.log_request("ITL", name, gap / 1e6, 0)  # type: ignore[arg-type]

@@ -88,13 +88,19 @@ class CompletionTokensDetails(LenientStruct, kw_only=True):
 class CompletionUsage(LenientStruct, kw_only=True):
     """Token usage: ``{"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21}``.
 
-    Either details object may be absent or ``null``. Extension keys (``cost``,
-    Groq's float timings, ``prompt_cache_hit_tokens``) are ignored.
+    Lenient like the rest of a chunk: a count the server left out reads as
+    :data:`msgspec.UNSET` and is never derived from the others (relays that sum
+    usage drop ``total_tokens``; add the parts yourself if you need it). A
+    count that is not an integer does not fit; the chunk decoder's salvage step
+    reads an integral float (``12.0``) as ``12`` and drops any other value
+    (``12.5``, ``"12"``, ``null``) to UNSET, with a note. Either details
+    object may be absent or ``null``. Extension keys (``cost``, Groq's float
+    timings, ``prompt_cache_hit_tokens``) are ignored.
     """
 
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    prompt_tokens: int | UnsetType = UNSET
+    completion_tokens: int | UnsetType = UNSET
+    total_tokens: int | UnsetType = UNSET
     prompt_tokens_details: PromptTokensDetails | UnsetType | None = UNSET
     completion_tokens_details: CompletionTokensDetails | UnsetType | None = UNSET
 

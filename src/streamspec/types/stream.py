@@ -12,7 +12,7 @@ Every type here is lenient: see :mod:`streamspec.types._base`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Any, cast
 
 from msgspec import UNSET, UnsetType
 
@@ -25,11 +25,14 @@ __all__ = [
     "ChatCompletionResponseStream",
     "ChatCompletionMessageToolCallChunk",
     "ChatCompletionStreamContentBlock",
+    "ChatCompletionStreamThinkingPart",
     "ChatCompletionStreamResponseDelta",
     "ChatCompletionStreamResponseDeltaAudio",
     "CreateChatCompletionStreamResponse",
     "CreateChatCompletionStreamResponseChoices",
     "FunctionCallStream",
+    "content_text",
+    "reasoning_text",
 ]
 
 
@@ -59,17 +62,32 @@ class ChatCompletionMessageToolCallChunk(LenientStruct, kw_only=True):
     function: FunctionCallStream | UnsetType | None = UNSET
 
 
-class ChatCompletionStreamContentBlock(LenientStruct, kw_only=True):
-    """A typed content block some relays send in ``delta.content`` instead of a string.
+class ChatCompletionStreamThinkingPart(LenientStruct, kw_only=True):
+    """One part of a thinking block's ``thinking`` list: ``{"type": "text", "text": "Okay"}``.
 
-    ``{"type": "text", "text": "Hi"}`` is content; ``{"type": "thinking",
-    "thinking": "..."}`` is reasoning. Other block types decode with their
-    ``type`` and are otherwise ignored.
+    Mistral's Magistral models stream reasoning this way. Parts of another
+    ``type`` decode and are ignored by :func:`reasoning_text`.
+    """
+
+    type: str | UnsetType = UNSET
+    text: str | UnsetType = UNSET
+
+
+class ChatCompletionStreamContentBlock(LenientStruct, kw_only=True):
+    """A typed content block some servers send in ``delta.content`` instead of a string.
+
+    ``{"type": "text", "text": "Hi"}`` is content. A thinking block is
+    reasoning, its text given as a string (relays of Claude:
+    ``{"type": "thinking", "thinking": "Let me see"}``) or as a list of text
+    parts (Magistral: ``{"type": "thinking", "thinking": [{"type": "text",
+    "text": "Okay"}]}``). Other block types decode with their ``type`` and are
+    otherwise ignored. :func:`content_text` and :func:`reasoning_text` read a
+    block's text.
     """
 
     type: str
     text: str | UnsetType = UNSET
-    thinking: str | UnsetType = UNSET
+    thinking: str | list[ChatCompletionStreamThinkingPart] | UnsetType = UNSET
 
 
 class ChatCompletionStreamResponseDeltaAudio(LenientStruct, kw_only=True):
@@ -87,7 +105,10 @@ class ChatCompletionStreamResponseDelta(FrozenLenientStruct, kw_only=True, froze
     Every field may be absent (``{}`` on finish chunks) or ``null``. ``content``
     may also be a list of :class:`ChatCompletionStreamContentBlock`. Reasoning
     text arrives as ``reasoning_content`` (DeepSeek, SGLang, llama.cpp) or
-    ``reasoning`` (vLLM 0.11+, Ollama, Groq, OpenRouter): both are modelled.
+    ``reasoning`` (vLLM 0.11+, Ollama, Groq, OpenRouter), both modelled, or
+    as thinking blocks in ``content`` (Magistral, relays of Claude).
+    :func:`reasoning_text` and :func:`content_text` give a delta's reasoning
+    and content text, each counted once.
 
     Deltas are frozen: one shared empty instance stands for an absent ``delta``.
     Use :func:`msgspec.structs.replace` to derive a modified delta.
@@ -135,10 +156,16 @@ class CreateChatCompletionStreamResponse(LenientStruct, kw_only=True):
     chunks and Azure's prompt-filter chunk, and reads as an empty sequence when
     absent. ``usage`` is ``null`` or absent except on the chunks that carry it.
     Extension keys (``obfuscation``, ``x_groq``, ``prompt_filter_results``...)
-    are ignored. ``error`` is set when a server reports an error inside a
-    chunk (OpenRouter) or as the whole payload (``{"error": ...}``, a plain
-    string on TGI); :class:`streamspec.ChunkDecoder` raises
-    :class:`streamspec.StreamError` for those.
+    are ignored.
+
+    ``error`` holds whatever the payload's ``error`` member was: an
+    :class:`ErrorObject` when a server reports an error inside a chunk
+    (OpenRouter) or as the whole payload (``{"error": {...}}``), a plain string
+    (TGI), and also ``false``, ``0``, ``[]`` or ``{}``, which some relays put in
+    normal chunks. Only an error report makes :class:`streamspec.ChunkDecoder`
+    raise :class:`streamspec.StreamError`: a non-blank string, ``true``, or an
+    object carrying a non-empty ``message``, ``type`` or ``code`` (see
+    :func:`streamspec.error_report`).
     """
 
     id: str | UnsetType = UNSET
@@ -149,7 +176,7 @@ class CreateChatCompletionStreamResponse(LenientStruct, kw_only=True):
     service_tier: str | UnsetType | None = UNSET
     system_fingerprint: str | UnsetType | None = UNSET
     usage: CompletionUsage | UnsetType | None = UNSET
-    error: ErrorObject | str | UnsetType | None = UNSET
+    error: ErrorObject | str | bool | int | float | list[Any] | UnsetType | None = UNSET
 
 
 ChatCompletionChunk = CreateChatCompletionStreamResponse
@@ -160,3 +187,62 @@ CreateChatCompletionStreamResponseChoices = ChatChoiceStream
 
 ChatCompletionResponseStream = AsyncIterator[CreateChatCompletionStreamResponse]
 """A stream of chunks, as :func:`streamspec.aiter_chunks` yields them."""
+
+
+# -- the text a delta carries -------------------------------------------------------------------
+
+
+def _thinking(block: ChatCompletionStreamContentBlock) -> str:
+    """The text of a thinking block: its ``thinking`` string, or its text parts joined."""
+    thinking = block.thinking
+    if isinstance(thinking, str):
+        return thinking
+    if isinstance(thinking, list):
+        return "".join(
+            [
+                part.text
+                for part in thinking
+                if isinstance(part.text, str) and (part.type == "text" or part.type is UNSET)
+            ]
+        )
+    return ""
+
+
+def reasoning_text(
+    item: ChatCompletionStreamResponseDelta | ChatCompletionStreamContentBlock,
+) -> str:
+    """The reasoning text a delta (or one content block) carries; ``""`` if none.
+
+    For a delta: ``reasoning_content``, else ``reasoning`` (a delta carrying
+    both counts once), else its thinking blocks in ``content``. A thinking
+    block's text is its ``thinking`` string, or the ``text`` of its parts
+    joined (Magistral; parts whose ``type`` is other than ``"text"`` are
+    skipped). Blocks of other types carry no reasoning.
+    """
+    if isinstance(item, ChatCompletionStreamContentBlock):
+        return _thinking(item) if item.type == "thinking" else ""
+    named = item.reasoning_content or item.reasoning
+    if named:
+        return named
+    content = item.content
+    if isinstance(content, list):
+        return "".join([_thinking(block) for block in content if block.type == "thinking"])
+    return ""
+
+
+def content_text(
+    item: ChatCompletionStreamResponseDelta | ChatCompletionStreamContentBlock,
+) -> str:
+    """The content text a delta (or one content block) carries; ``""`` if none.
+
+    ``content`` as a string, or the ``text`` of its ``"text"`` blocks joined.
+    Thinking blocks are reasoning, not content: see :func:`reasoning_text`.
+    """
+    if isinstance(item, ChatCompletionStreamContentBlock):
+        return item.text if item.type == "text" and isinstance(item.text, str) else ""
+    content = item.content
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join([b.text for b in content if b.type == "text" and isinstance(b.text, str)])
+    return ""
