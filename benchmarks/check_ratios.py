@@ -67,7 +67,7 @@ none is set.
 
 PURE_GATES = (
     ("pure Python / ceiling, one event per read", "pure-event", "streamspec-python", "ceiling",
-     1.6, 2.05),
+     1.6, 2.1),
     ("pure Python / ceiling, two events per read", "pure-two", "streamspec-python", "ceiling",
      2.0, 2.7),
     ("pure Python / ceiling, every event split in two", "pure-split", "streamspec-python",

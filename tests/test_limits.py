@@ -32,10 +32,11 @@ from streamspec import (
     MalformedEventError,
     StreamError,
     TruncatedStreamError,
-    salvage,
 )
+from streamspec.salvage import UNSALVAGED, SalvageLog
 
 Chunk = CreateChatCompletionStreamResponse
+_decode = msgspec.json.Decoder(Chunk).decode
 _decode_any = msgspec.json.Decoder().decode
 
 SLIM_PATHS = {
@@ -68,11 +69,15 @@ def _outcome(data: str, event: bytes) -> tuple[str, Any]:
     if event == b"error":
         return "stream", None
     try:
-        chunk, _ = salvage(data)  # what does not fit the type is dropped, as the decoder does
-    except msgspec.DecodeError:
+        chunk = _decode(data)
+    except msgspec.DecodeError as exc:
         if data.strip() == "[DONE]":
             return "done", None
-        return ("stream", None) if _error_of_payload(data) is not None else ("malformed", None)
+        # Valid JSON of the wrong shape is salvaged (see streamspec.salvage).
+        salvaged = SalvageLog(Chunk, _decode).recover(data, exc, 0, 0)
+        if salvaged is UNSALVAGED:
+            return ("stream", None) if _error_of_payload(data) is not None else ("malformed", None)
+        chunk = salvaged
     if chunk.error:
         return "stream", chunk
     return "chunk", chunk

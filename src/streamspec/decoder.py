@@ -722,7 +722,12 @@ class _Decoding(Generic[T]):
         except Exception as exc:  # any failure to decode: malformed
             if payload.strip() == "[DONE]":
                 return _DONE_MARK
-            chunk = self.salvaged.recover(payload, exc, index, offset)  # only after a failure
+            chunk = UNSALVAGED
+            if not isinstance(exc, RecursionError):  # nested too deeply: nothing to walk
+                try:
+                    chunk = self.salvaged.recover(payload, exc, index, offset)  # after a failure
+                except Exception:  # the salvage walk failed too: the event is malformed
+                    chunk = UNSALVAGED
             if chunk is UNSALVAGED:
                 found = _reported_error(payload)
                 if found is not None:
