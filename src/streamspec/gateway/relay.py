@@ -27,8 +27,10 @@ How a stream ends, for the client and in the record alike:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -62,6 +64,14 @@ _STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+def _clock() -> Callable[[], float]:
+    """The event loop's clock (the one cancel-scope deadlines use), cheap to call per read."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend (trio): anyio's own dispatch
+        return anyio.current_time
 
 
 def error_event(message: str, kind: str = "upstream_error", code: str | None = None) -> bytes:
@@ -147,12 +157,13 @@ class StreamRelay(Response):
         sent = 0  # stream offset up to which bytes went to the client
         received = 0
         idle = settings.idle_timeout
-        clock = anyio.current_time
+        clock = _clock()
         total = clock() + settings.total_timeout - (time.perf_counter() - exchange.started)
         # The idle deadline moves at most every idle/8 s (each move reschedules a timer): it
         # fires between idle and 9/8 idle after the last complete event.
         slack = idle / 8
-        deadline = anyio.CancelScope(deadline=min(total, clock() + idle + slack))
+        armed = min(total, clock() + idle + slack)
+        deadline = anyio.CancelScope(deadline=armed)
         waiting_first = True
         message: Message = {"type": "http.response.body", "body": b"", "more_body": True}
         try:
@@ -184,8 +195,8 @@ class StreamRelay(Response):
                         out = self._take(pending, data, min(end, received) - sent)
                     sent = end
                     now = clock()
-                    if deadline.deadline < now + idle and deadline.deadline < total:
-                        deadline.deadline = min(total, now + idle + slack)
+                    if armed < now + idle and armed < total:
+                        armed = deadline.deadline = min(total, now + idle + slack)
                     if edit is not None:
                         out = edit(out)
                     if out:
