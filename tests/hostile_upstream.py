@@ -18,6 +18,8 @@ the behaviour:
 * ``trickle``: the start of an event, one byte every ``trickle_delay`` s, forever.
 * ``crlf-die``: CRLF events, then the connection drops inside an event.
 * ``stall-K``: ``K`` chunks, then nothing until the client goes away.
+* ``always-streams``: streams (without usage unless asked) even when not asked to;
+  ``never-streams``: answers a whole response even to a streaming request.
 
 ``POST /v1/completions`` streams legacy ``text_completion`` chunks the same
 way (usage as asked); ``GET /v1/models`` lists ``openai``. ``requests`` holds
@@ -131,7 +133,7 @@ class HostileUpstream:
                                               "code": "invalid_api_key"}})  # fmt: skip
             return
         events = openai_stream(model, include_usage and model != "no-usage", legacy)
-        if not stream:
+        if (not stream and model != "always-streams") or model == "never-streams":
             await self._whole(send, model, legacy)
             return
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", b"req-abc123")]

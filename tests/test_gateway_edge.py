@@ -315,6 +315,39 @@ def test_legacy_completions(gateway: Served, stream: bool) -> None:
     assert record.response.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_upstream_streaming_a_non_streamed_request(gateway: Served, legacy: bool) -> None:
+    sdk = gateway.sdk()
+    if legacy:
+        completion = sdk.completions.create(model="always-streams", prompt="Bonjour")
+        assert completion.choices[0].text == TEXT
+    else:
+        response = sdk.chat.completions.create(model="always-streams", messages=MESSAGES)
+        assert response.choices[0].message.content == TEXT
+        assert response.choices[0].finish_reason == "stop"
+    record = gateway.recorder.take()
+    assert (record.status, record.stream, record.chunks) == ("complete", False, 7)
+    assert (record.usage, record.usage_reported) == (None, False)
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_upstream_ignoring_stream(gateway: Served, asked: bool) -> None:
+    options: Any = {"include_usage": True} if asked else None
+    stream = gateway.sdk().chat.completions.create(
+        model="never-streams", messages=MESSAGES, stream=True, stream_options=options
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+    assert [c.usage.total_tokens for c in chunks if c.usage] == ([14] if asked else [])
+    record = gateway.recorder.take()
+    assert (record.status, record.stream) == ("complete", True)
+    assert record.usage is not None
+    assert record.usage.total_tokens == USAGE["total_tokens"]
+    legacy = list(gateway.sdk().completions.create(model="never-streams", prompt="x", stream=True))
+    assert "".join(c.choices[0].text for c in legacy) == TEXT
+    assert gateway.recorder.take().response.choices[0].text == TEXT
+
+
 def test_models_pass_through(gateway: Served) -> None:
     models = gateway.sdk().models.list()
     assert [model.id for model in models] == ["openai"]
