@@ -345,6 +345,50 @@ def test_thinking_block_next_to_a_reasoning_field_is_counted_once() -> None:
     assert accumulate(chunks).choices[0].message.reasoning_content == "Same"
 
 
+def magistral(*parts: Any, **block: Any) -> dict[str, Any]:
+    """A Magistral delta: one thinking block whose ``thinking`` is a list of parts."""
+    return {"content": [{"type": "thinking", "thinking": list(parts), **block}]}
+
+
+def test_magistral_thinking_parts_are_reasoning() -> None:
+    chunks = [
+        delta_chunk({"role": "assistant", "content": ""}),
+        delta_chunk(magistral({"type": "text", "text": "Okay"})),
+        delta_chunk(magistral({"type": "text", "text": ", so "}, {"type": "text", "text": "東京"})),
+        delta_chunk(magistral({"type": "text", "text": ""}, closed=True)),
+        delta_chunk(magistral()),
+        delta_chunk({"content": [{"type": "text", "text": "Tokyo"}]}),
+        delta_chunk({"content": " 🗼"}, finish_reason="stop"),
+    ]
+    message = accumulate(chunks).choices[0].message
+    assert message.reasoning_content == "Okay, so 東京"
+    assert message.content == "Tokyo 🗼"
+    assert message.reasoning is UNSET
+
+
+def test_magistral_parts_of_other_types_are_skipped() -> None:
+    chunks = [delta_chunk(magistral({"type": "image_url"}, {"type": "text", "text": "seen"}))]
+    assert accumulate(chunks).choices[0].message.reasoning_content == "seen"
+
+
+def test_magistral_thinking_next_to_a_reasoning_field_is_counted_once() -> None:
+    delta = {"reasoning": "Once", **magistral({"type": "text", "text": "Once"})}
+    assert accumulate([delta_chunk(delta)]).choices[0].message.reasoning_content == "Once"
+
+
+def test_accumulated_text_matches_reasoning_text_and_content_text() -> None:
+    # The helpers that meter chunks and accumulate agree on every fixture.
+    for name in sorted(MANIFEST):
+        chunks = fixture_chunks(name)
+        for index in {c.index for chunk in chunks for c in chunk.choices}:
+            deltas = [c.delta for chunk in chunks for c in chunk.choices if c.index == index]
+            message = next(c for c in accumulate(chunks).choices if c.index == index).message
+            assert "".join(map(streamspec.content_text, deltas)) == text_of(message.content)
+            assert "".join(map(streamspec.reasoning_text, deltas)) == text_of(
+                message.reasoning_content
+            )
+
+
 def test_refusal_concatenated_and_content_null() -> None:
     chunks = [
         delta_chunk({"role": "assistant", "content": None, "refusal": ""}),
@@ -459,6 +503,31 @@ def test_one_chunk_holding_several_choices() -> None:
     ]
     result = accumulate(chunks)
     assert [(c.index, c.message.content) for c in result.choices] == [(0, "aa"), (2, "c")]
+
+
+def test_usage_counts_left_out_stay_unset() -> None:
+    usage = {"prompt_tokens": 19, "completion_tokens": 11}
+    result = accumulate([delta_chunk({"content": "x"}), chunk({"choices": [], "usage": usage})])
+    assert isinstance(result.usage, CompletionUsage)
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (19, 11)
+    assert result.usage.total_tokens is UNSET
+    assert msgspec.to_builtins(result.usage) == usage
+
+
+def test_error_false_and_salvaged_chunks_are_accumulated() -> None:
+    events = [
+        '{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hal"}}],"error":false}',
+        '{"choices":[{"index":0,"delta":{"content":"lo","role":3}}],"error":{}}',
+        '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"error":0}',
+        '{"choices":[],"usage":{"prompt_tokens":4.0,"completion_tokens":2,"total_tokens":6}}',
+        "[DONE]",
+    ]
+    body = "".join(f"data: {e}\n\n" for e in events).encode()
+    result = accumulate(streamspec.iter_chunks([body]))
+    message = result.choices[0].message
+    assert (message.role, message.content) == ("assistant", "Hallo")
+    assert result.choices[0].finish_reason == "stop"
+    assert result.usage == CompletionUsage(prompt_tokens=4, completion_tokens=2, total_tokens=6)
 
 
 # -- top-level fields, roles, absent fields -----------------------------------------------------

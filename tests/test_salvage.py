@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from msgspec import UNSET, UnsetType
 
 import streamspec
-from splitting import FIXTURE_NAMES, MANIFEST, bytewise, fixture, split_at
+from splitting import FIXTURE_NAMES, MANIFEST, STREAMS, bytewise, fixture, split_at
 from streamspec import (
     ChunkDecoder,
     CreateChatCompletionStreamResponse,
@@ -105,8 +105,42 @@ def without(raw: Any, path: Path, required: Callable[[Path], frozenset[str]]) ->
     return copy, gone
 
 
-WRONG: list[Any] = ["wrong", 12345, -1.5, True, {"unexpected": 1}]
-"""Values of each JSON kind (arrays aside: an array in a list field would be a partial fit)."""
+WRONG: list[Any] = ["wrong", 12345, -1.5, True, {"unexpected": 1}, ["wrong"]]
+"""A value of each JSON kind."""
+
+
+def list_kind(path: Path) -> str | None:
+    """What the field at ``path`` holds when it holds a list: ``"objects"`` or ``"values"``.
+
+    From the schema: elements of a list of objects may be dropped one by one; a list of
+    plain values (token ids, legacy logprob arrays) is positional and goes whole.
+    """
+    key, parent = path[-1], path[-2] if len(path) > 1 else None
+    if key in ("choices", "tool_calls", "top_logprobs", "thinking"):
+        return "objects"
+    if key == "content" and parent in ("delta", "logprobs"):
+        return "objects"
+    if key == "refusal" and parent == "logprobs":
+        return "objects"
+    if key in ("bytes", "tokens", "token_logprobs", "text_offset"):
+        return "values"
+    return None
+
+
+def oracle(
+    raw: Any, path: Path, value: Any, required: Callable[[Path], frozenset[str]]
+) -> tuple[Any, Path, Path]:
+    """The chunk the decoder must give for ``raw`` with ``value`` at ``path``, the path
+    the note names and the path of what it drops."""
+    mutated = replaced(raw, path, value)
+    if value == ["wrong"] and path[-1] not in required(path[:-1]):
+        kind = list_kind(path)
+        if kind == "objects":  # the element is dropped, the list kept
+            return replaced(raw, path, []), (*path, 0), (*path, 0)
+        if kind == "values":  # the list goes whole
+            return without(mutated, path, required)[0], (*path, 0), path
+    expected, gone = without(mutated, path, required)
+    return expected, path, gone
 
 
 def mutations(raw: Any, fits: Callable[[bytes], bool]) -> list[tuple[Path, Any]]:
@@ -177,6 +211,7 @@ def check_mutation(
     """
     decode = msgspec.json.Decoder(tp).decode
     mutated = replaced(raw, path, value)
+    expected, named, gone = oracle(raw, path, value, required)
     before, middle = event(raw), event(mutated)
     data = before + middle + event(raw) + b"data: [DONE]\n\n"
     if bytewise:
@@ -185,7 +220,6 @@ def check_mutation(
         chunks, notes, done = run([data], lambda: ChunkDecoder(tp))
         points = random.Random(seed).sample(range(1, len(data)), 5)
         assert run(split_at(data, points), lambda: ChunkDecoder(tp)) == (chunks, notes, done)
-    expected, gone = without(mutated, path, required)
     assert done
     assert chunks == [
         decode(json.dumps(raw)),
@@ -193,7 +227,7 @@ def check_mutation(
         decode(json.dumps(raw)),
     ]
     assert [(n.event, n.offset, n.path, n.dropped, n.action) for n in notes] == [
-        (1, len(before), json_path(path), json_path(gone), "dropped")
+        (1, len(before), json_path(named), json_path(gone), "dropped")
     ]
     assert notes[0].reason
 
@@ -434,6 +468,57 @@ def test_slim_projection_with_one_wrong_value(raw: dict[str, Any], data: st.Data
     check_mutation(raw, path, value, data.draw(st.integers(0, 2**32)), Slim)
 
 
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=12,
+)
+schema_keys = st.sampled_from(
+    ["choices", "index", "delta", "content", "role", "tool_calls", "function", "arguments",
+     "name", "usage", "prompt_tokens", "total_tokens", "logprobs", "thinking", "type", "text",
+     "error", "finish_reason", "reasoning_content", "created", "id", "bytes", "top_logprobs"]
+)  # fmt: skip
+chunk_like = st.recursive(
+    json_values,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(schema_keys, inner, max_size=4),
+    max_leaves=25,
+)
+
+
+@SETTINGS
+@given(st.dictionaries(schema_keys, chunk_like, max_size=5), st.integers(0, 2**32))
+def test_any_json_object_decodes_or_raises_a_located_error(raw: dict[str, Any], seed: int) -> None:
+    # Anything a server may send as a payload: a chunk (salvaged as needed), a server error,
+    # or a malformed event; the same whatever the reads, and never another exception.
+    data = event(raw) + b"data: [DONE]\n\n"
+    outcomes = []
+    for reads in (
+        [data],
+        bytewise(data),
+        split_at(data, random.Random(seed).sample(range(1, len(data)), 3)),
+    ):
+        decoder = ChunkDecoder()
+        got: list[Any] = []
+        errors: list[tuple[type[Exception], int | None, int | None]] = []
+        for piece in [*reads, b""]:
+            try:
+                got += decoder.feed(piece)
+            except streamspec.Error as exc:
+                got += exc.chunks
+                errors.append((type(exc), exc.event_index, exc.offset))
+        outcomes.append((got, errors, list(decoder.salvaged.notes), decoder.done))
+    assert outcomes[1] == outcomes[0]
+    assert outcomes[2] == outcomes[0]
+    got, errors, _, done = outcomes[0]
+    assert done
+    assert len(got) + len(errors) == 1
+    assert all(kind in (MalformedEventError, StreamError) for kind, _, _ in errors)
+
+
 def int_members(raw: Any) -> list[Path]:
     return [
         p
@@ -458,6 +543,31 @@ def test_integral_floats_read_as_integers(raw: dict[str, Any], data: st.DataObje
     assert [(n.event, n.offset, n.path, n.dropped, n.action) for n in notes] == [
         (1, len(before), json_path(path), json_path(path), "converted")
     ]
+
+
+# -- real-shaped streams that need salvage (fixtures/streams/lenient) ---------------------------
+
+LENIENT = STREAMS / "lenient"
+LENIENT_MANIFEST: dict[str, dict[str, Any]] = json.loads(
+    (LENIENT / "MANIFEST.json").read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT_MANIFEST))
+def test_lenient_fixture_decodes_every_way_with_its_notes(name: str) -> None:
+    entry = LENIENT_MANIFEST[name]
+    chunks, notes, done = run_every_way((LENIENT / name).read_bytes(), seed=len(name))
+    assert done
+    assert len(chunks) == entry["n_chunks"]
+    assert [[n.event, n.path, n.action] for n in notes] == entry["salvaged"]
+    result = accumulate(chunks)
+    message = result.choices[0].message
+    assert (message.content, message.reasoning_content or None) == (
+        entry["text"],
+        entry["reasoning"],
+    )
+    assert result.choices[0].finish_reason == entry["finish_reason"]
+    assert msgspec.to_builtins(result.usage) == entry["usage"]
 
 
 # -- the rule, case by case -----------------------------------------------------------------------
@@ -575,6 +685,86 @@ def test_nothing_encloses_a_required_top_level_field() -> None:
 def test_a_payload_that_is_not_an_object_is_malformed(payload: bytes) -> None:
     with pytest.raises(MalformedEventError):
         ChunkDecoder().feed(b"data: " + payload + b"\n\n")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"choices": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"usage": {"prompt_tokens": "x"}, "extra": '
+        + b'{"a":' * 3000
+        + b"1"
+        + b"}" * 3000
+        + b"}",
+    ],
+)
+def test_a_payload_nested_too_deep_to_walk_is_malformed(payload: bytes) -> None:
+    decoder = ChunkDecoder()
+    data = b"data: " + payload + b"\n\ndata: {}\n\ndata: [DONE]\n\n"
+    with pytest.raises(MalformedEventError, match=r"\$\.(choices|usage)"):
+        decoder.feed(data)
+    assert decoder.feed(b"") == [CreateChatCompletionStreamResponse()]
+    assert decoder.done
+
+
+class Checked(msgspec.Struct):
+    """A user type with its own validation."""
+
+    name: str | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name == "bad":
+            raise ValueError("the name is bad")
+
+
+class Holder(msgspec.Struct):
+    checked: Checked | UnsetType = UNSET
+    count: int | UnsetType = UNSET
+
+
+def test_a_value_the_type_itself_refuses_is_dropped() -> None:
+    [chunk], decoder = feed_all(event({"checked": {"name": "bad"}, "count": 2}), type=Holder)
+    assert chunk == Holder(count=2)
+    [note] = decoder.salvaged.notes
+    assert (note.path, note.dropped, note.reason) == ("$.checked", "$.checked", "the name is bad")
+
+
+class Touchy(msgspec.Struct):
+    """A type whose own validation raises an exception that is not msgspec's."""
+
+    name: str | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if self.name == "bad":
+            raise KeyError(self.name)
+
+
+class TouchyHolder(msgspec.Struct):
+    items: list[Touchy] = []
+    first: Touchy | UnsetType = UNSET
+
+
+def test_an_exception_that_names_no_path_is_found_by_trying_each_part() -> None:
+    payload = {"first": {"name": "bad"}, "items": [{"name": "a"}, {"name": "bad"}]}
+    value, notes = streamspec.salvage(json.dumps(payload), TouchyHolder)
+    assert value == TouchyHolder(items=[Touchy(name="a")])
+    assert [(n.path, n.dropped, n.reason) for n in notes] == [
+        ("$.first", "$.first", "KeyError: 'bad'"),
+        ("$.items[1]", "$.items[1]", "KeyError: 'bad'"),
+    ]
+    with pytest.raises(KeyError):
+        streamspec.salvage(b'{"name": "bad"}', Touchy)
+
+
+class Dotted(msgspec.Struct):
+    version: int | UnsetType = msgspec.field(default=UNSET, name="api.version")
+    count: int | UnsetType = UNSET
+
+
+def test_a_wire_name_msgspec_paths_cannot_spell_is_found_by_trying_each_field() -> None:
+    value, notes = streamspec.salvage(b'{"api.version": "2", "count": 3}', Dotted)
+    assert value == Dotted(count=3)
+    assert [(n.path, n.dropped) for n in notes] == [('$["api.version"]', '$["api.version"]')]
 
 
 def test_invalid_json_is_not_salvaged() -> None:

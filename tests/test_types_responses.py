@@ -39,6 +39,7 @@ from streamspec import (
     ChatCompletionStreamContentBlock,
     ChatCompletionStreamResponseDelta,
     ChatCompletionStreamResponseDeltaAudio,
+    ChatCompletionStreamThinkingPart,
     ChatCompletionTokenLogprob,
     Completion,
     CompletionTokensDetails,
@@ -489,6 +490,83 @@ def test_content_blocks() -> None:
     assert content[0].text is UNSET
     assert [b.text for b in content[1:]] == [b["text"] for b in wire[1:]]
     assert content[1].thinking is UNSET
+
+
+def test_magistral_thinking_parts() -> None:
+    doc, chunk = chunk_doc("mistral_magistral_thinking.json")
+    delta = only_delta(chunk)
+    content = delta.content
+    assert isinstance(content, list)
+    thinking, text = content
+    assert thinking.type == "thinking"
+    assert thinking.thinking == [
+        ChatCompletionStreamThinkingPart(type="text", text=" That is "),
+        ChatCompletionStreamThinkingPart(type="text", text="ありがとう"),
+    ]
+    assert streamspec.reasoning_text(thinking) == " That is ありがとう"
+    assert streamspec.reasoning_text(text) == ""
+    assert streamspec.content_text(text) == "En japonais,"
+    assert streamspec.content_text(thinking) == ""
+    assert streamspec.reasoning_text(delta) == " That is ありがとう"
+    assert streamspec.content_text(delta) == "En japonais,"
+    assert encoded(chunk) == doc
+
+
+THINKING_X = {"type": "thinking", "thinking": "x"}
+THINKING_PARTS = {
+    "type": "thinking",
+    "thinking": [
+        {"type": "text", "text": "b"},
+        {"type": "image", "text": "skipped"},
+        {"text": "c"},
+    ],
+}
+TEXT_A, TEXT_B = {"type": "text", "text": "a"}, {"type": "text", "text": "b"}
+
+
+@pytest.mark.parametrize(
+    ("delta", "reasoning", "content"),
+    [
+        ({"content": "Hi", "reasoning_content": "r"}, "r", "Hi"),
+        ({"reasoning": "vllm"}, "vllm", ""),
+        ({"reasoning_content": "once", "reasoning": "once"}, "once", ""),
+        ({"reasoning_content": "named", "content": [THINKING_X]}, "named", ""),
+        ({"content": [{"type": "thinking", "thinking": "a"}, THINKING_PARTS]}, "abc", ""),
+        ({"content": [{"type": "thinking", "thinking": []}, {"type": "text"}]}, "", ""),
+        ({"content": [TEXT_A, {"type": "image"}, TEXT_B]}, "", "ab"),
+        ({"content": None}, "", ""),
+        ({}, "", ""),
+    ],
+)
+def test_reasoning_and_content_text_of_a_delta(
+    delta: dict[str, Any], reasoning: str, content: str
+) -> None:
+    decoded = msgspec.convert(delta, ChatCompletionStreamResponseDelta)
+    assert streamspec.reasoning_text(decoded) == reasoning
+    assert streamspec.content_text(decoded) == content
+
+
+def test_usage_counts_may_be_absent() -> None:
+    doc, chunk = chunk_doc("relay_usage_no_total.json")
+    usage = chunk.usage
+    assert isinstance(usage, CompletionUsage)
+    assert (usage.prompt_tokens, usage.completion_tokens) == (19, 11)
+    assert usage.total_tokens is UNSET  # never derived from the others
+    assert encoded(chunk) == doc
+    assert msgspec.json.decode(b"{}", type=CompletionUsage) == CompletionUsage()
+
+
+@pytest.mark.parametrize("value", ["false", "0", "0.0", "[]", "{}", '""', "null"])
+def test_error_member_holds_any_json_value(value: str) -> None:
+    chunk = decode_chunk(b'{"choices": [], "error": %s}' % value.encode())
+    assert not streamspec.error_report(chunk.error)
+
+
+def test_error_false_chunk_round_trips() -> None:
+    doc, chunk = chunk_doc("relay_error_false.json")
+    assert chunk.error is False
+    assert only_delta(chunk).content == "Bonjour"
+    assert encoded(chunk) == doc
 
 
 def test_error_member_in_chunk() -> None:

@@ -126,7 +126,7 @@ def _error_in_payload(payload: bytes | str) -> ErrorObject | None:
     """The error a payload reports in a top-level ``error`` member (see :func:`error_report`)."""
     try:
         envelope = _decode_envelope(payload)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested deeper than msgspec goes
         return None
     return error_report(envelope.error, envelope.error_type, alone=envelope.choices is UNSET)
 
@@ -138,7 +138,7 @@ def _error_event_object(data: str) -> ErrorObject:
         return found
     try:
         value = _decode_any(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return ErrorObject(message=data)
     return error_object(value)
 
@@ -188,6 +188,17 @@ class ChunkDecoder(DecoderCore, Generic[T]):
       ``done`` still False; pass ``require_done=True`` to make that an error
       too. Either way ``done`` tells a complete stream from a truncated one.
     * ``done`` becomes True at ``data: [DONE]``; later bytes are ignored.
+
+    A payload that is valid JSON but does not fit ``type`` is salvaged, not
+    rejected (unless ``salvage=False``): every field that fits is kept, what
+    does not is dropped at the smallest enclosing optional field or list
+    element (see :mod:`streamspec.salvage` for the rule), and the chunk is
+    returned. ``salvaged`` (a :class:`streamspec.SalvageLog`) counts what was
+    dropped and keeps the first notes, each with the event index, byte offset,
+    JSON path and reason; ``on_salvage`` is called with every note. This runs
+    only after a chunk failed to decode: chunks that fit pay nothing for it.
+    An ``error`` member raises :class:`StreamError` only when it is an error
+    report (:func:`error_report`); ``"error": false`` in a chunk is none.
 
     Errors all derive from :class:`streamspec.Error` and carry ``chunks``: the
     chunks the same call decoded before the error. After a

@@ -30,12 +30,16 @@ The rule, applied along the type from the top-level object down:
   If nothing encloses it (the top-level object itself does not fit, or a
   required top-level field does not), the payload is not salvaged: the
   decoder raises :class:`streamspec.MalformedEventError` as before.
+* A value the type's own code refuses (a ``__post_init__`` that raises) does
+  not fit either, and is dropped by the same rule.
 
 Each dropped or converted value gives one :class:`SalvageNote`: where the
 value was (``path``), what was left out (``dropped``: the value itself, or the
-element or field enclosing it) and msgspec's reason. Paths are JSON paths into
-the payload as it arrived (``$.choices[0].delta.content[0].thinking``), with
-the indexes of the original lists.
+element or field enclosing it) and msgspec's reason, in the order of the
+payload. Paths are JSON paths into the payload as it arrived
+(``$.choices[0].delta.content[0].thinking``), with the indexes of the original
+lists. A subtree dropped whole gives one note (its first reason), not one per
+value inside it.
 
 The rule works for any msgspec type: the default chunk type, the legacy
 :class:`~streamspec.CreateCompletionResponse` and slim projections alike.
@@ -43,8 +47,9 @@ Fields typed :class:`msgspec.Raw` or ``Any`` always fit. The salvaged value is
 the type decoding the JSON that remains, so it is exactly what a server
 sending only the fitting fields would have produced.
 
-:func:`salvage` is the same step for one payload, outside a decoder (strict
-checking lists with it what the decoder drops).
+:func:`salvage` is the same step for one payload, outside a decoder: a strict
+checker lists with it each value the decoder drops. Invalid JSON, and a payload
+nested deeper than msgspec decodes, are not salvaged.
 """
 
 from __future__ import annotations
@@ -106,7 +111,6 @@ UNSALVAGED: Any = _Unsalvaged()
 
 # -- the walk -------------------------------------------------------------------------------------
 
-_AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<where>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _UNION_TYPES: tuple[Any, ...] = (Union, types.UnionType)
@@ -137,12 +141,21 @@ def _member(path: str, key: str) -> str:
     return f"{path}.{key}" if _NAME.match(key) else f"{path}[{msgspec.json.encode(key).decode()}]"
 
 
-def _misfit(path: str, exc: msgspec.ValidationError) -> _Misfit:
+def _split(exc: Exception) -> tuple[str, str]:
+    """msgspec's message and the path it names relative to ``$`` (``".choices[0]"``; ``""``)."""
+    text = str(exc)
+    reason, at, where = text.rpartition(" - at `$")
+    if at and where.endswith("`") and "`" not in where[:-1]:
+        return reason, where[:-1]
+    return text, ""
+
+
+def _misfit(path: str, exc: Exception) -> _Misfit:
     """A misfit from msgspec's error for the value at ``path`` (its path is relative)."""
-    match = _AT.match(str(exc))
-    assert match is not None  # the pattern matches any string
-    reason = match["reason"]
-    where = path + (match["where"] or "")
+    if not isinstance(exc, msgspec.ValidationError):  # raised by a type's own code
+        return _Misfit(path, f"{type(exc).__name__}: {exc}")
+    reason, where = _split(exc)
+    where = path + where
     missing = _MISSING.match(reason)
     if missing:
         where = _member(where, missing["field"])
@@ -150,27 +163,43 @@ def _misfit(path: str, exc: msgspec.ValidationError) -> _Misfit:
     return _Misfit(where, reason)
 
 
-def _fits(value: Any, tp: Any) -> msgspec.ValidationError | None:
-    """msgspec's error if ``value`` (plain JSON data) does not decode as ``tp``, else None.
+_STEP = re.compile(r"^(?:\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\])")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+
+
+def _first_step(exc: Exception) -> str | int | None:
+    """The first step of the path msgspec's error names: a key, an index, or None (here)."""
+    if not isinstance(exc, msgspec.ValidationError):
+        return None
+    step = _STEP.match(_split(exc)[1])
+    if step is None:
+        return None
+    return step["key"] if step["key"] is not None else int(step["index"])
+
+
+def _fits(value: Any, tp: Any) -> Exception | None:
+    """The error if ``value`` (plain JSON data) does not decode as ``tp``, else None.
 
     The value is encoded and decoded again, so "fits" means exactly what
     decoding it from the wire would do (``Raw`` fields, string keys and all).
+    Any exception counts: msgspec's, or one a type's ``__post_init__`` raised.
     """
     try:
         _decoder(tp)(_encode_json(value))
-    except msgspec.ValidationError as exc:
+    except Exception as exc:  # whatever the type raises, the value does not fit
         return exc
     return None
 
 
-def _members(tp: Any) -> list[Any]:
+@lru_cache(maxsize=512)
+def _members(tp: Any) -> tuple[Any, ...]:
     """The alternatives of a type: the members of a union, ``Annotated`` unwrapped."""
     origin = get_origin(tp)
     if origin is Annotated:
         return _members(get_args(tp)[0])
     if origin in _UNION_TYPES:
-        return [m for arg in get_args(tp) for m in _members(arg)]
-    return [tp]
+        return tuple(m for arg in get_args(tp) for m in _members(arg))
+    return (tp,)
 
 
 def _is_struct(tp: Any) -> bool:
@@ -183,8 +212,9 @@ def _holds_objects(tp: Any) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
-    return msgspec.structs.fields(cls)
+def _fields(cls: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    """A struct's fields by the name they have on the wire."""
+    return {field.encode_name: field for field in msgspec.structs.fields(cls)}
 
 
 def _pick_struct(value: dict[str, Any], structs: list[Any]) -> Any:
@@ -202,11 +232,18 @@ class _Walk:
     """The salvage walk. Each method appends its notes to ``notes`` only when the value
     it was given fits in the end: a subtree dropped whole gives one note, not its own."""
 
-    def fit(self, value: Any, tp: Any, path: str, notes: list[Any]) -> Any:
-        """``value`` if it fits ``tp``, else what fits of it, else a :class:`_Misfit`."""
-        error = _fits(value, tp)
+    def fit(
+        self, value: Any, tp: Any, path: str, notes: list[Any], error: Exception | None = None
+    ) -> Any:
+        """``value`` if it fits ``tp``, else what fits of it, else a :class:`_Misfit`.
+
+        ``error``, when given, is what decoding ``value`` as ``tp`` raised (the
+        decoder's own failure, for the whole payload): it is not decoded again.
+        """
         if error is None:
-            return value
+            error = _fits(value, tp)
+            if error is None:
+                return value
         members = _members(tp)
         if any(m is Any or m is msgspec.Raw or m is object for m in members):
             return value
@@ -215,7 +252,7 @@ class _Walk:
             if structs:
                 cls = _pick_struct(value, structs)
                 if cls is not None:
-                    return self.fit_struct(value, cls, path, notes)
+                    return self.fit_struct(value, cls, path, notes, error)
             for m in members:
                 origin = get_origin(m)
                 if origin in _MAPS:
@@ -227,7 +264,7 @@ class _Walk:
                 if origin in _LISTS and (
                     origin is not tuple or (len(args) == 2 and args[1] is ...)
                 ):
-                    return self.fit_list(value, m, args[0] if args else Any, path, notes)
+                    return self.fit_list(value, m, args[0] if args else Any, path, notes, error)
         elif isinstance(value, float) and value.is_integer() and int in members:
             number = int(value)
             if _fits(number, tp) is None:
@@ -235,40 +272,129 @@ class _Walk:
                 return number
         return _misfit(path, error)
 
-    def fit_struct(self, value: dict[str, Any], cls: Any, path: str, notes: list[Any]) -> Any:
+    def fit_struct(
+        self, value: dict[str, Any], cls: Any, path: str, notes: list[Any], error: Exception | None
+    ) -> Any:
+        """What fits of a JSON object for struct ``cls``; ``error`` is why it does not fit.
+
+        msgspec names the first member that does not fit (in payload order), so
+        the members before it need no check: each member msgspec names is fitted
+        (or dropped) and the rest decoded again, until nothing is left to name.
+        Anything unexpected falls back to trying every member.
+        """
+        fields = _fields(cls)
+        config = cls.__struct_config__
+        cleaned = dict(value)
+        local: list[Any] = []
+        seen: set[str] = set()
+        while error is not None:
+            if not isinstance(error, msgspec.ValidationError):  # a type's own exception:
+                return self.scan_struct(value, cls, path, notes)  # it names no path
+            step = _first_step(error)
+            if step is None:  # about the object itself: a missing field, an unknown one...
+                reason = _split(error)[0]
+                missing = _MISSING.match(reason)
+                if missing:
+                    key = missing["field"]
+                    return _Misfit(_member(path, key), f"missing required field `{key}`")
+                unknown = _UNKNOWN.match(reason)
+                key = unknown["field"] if unknown else ""
+                if not (config.forbid_unknown_fields and key in cleaned and key not in seen):
+                    return _misfit(path, error)
+                seen.add(key)
+                del cleaned[key]
+                where = _member(path, key)
+                local.append((where, where, "dropped", f"unknown field `{key}`"))
+            elif isinstance(step, str) and step in fields and step in cleaned and step not in seen:
+                seen.add(step)
+                field = fields[step]
+                where = _member(path, step)
+                got = self.fit(cleaned[step], field.type, where, local)
+                if got.__class__ is _Misfit:
+                    if field.required:
+                        return got
+                    del cleaned[step]
+                    local.append((got.path, where, "dropped", got.reason))
+                else:
+                    cleaned[step] = got
+            else:
+                return self.scan_struct(value, cls, path, notes)
+            error = _fits(cleaned, cls)
+        notes += local
+        return cleaned
+
+    def fit_list(
+        self,
+        value: list[Any],
+        tp: Any,
+        item: Any,
+        path: str,
+        notes: list[Any],
+        error: Exception | None,
+    ) -> Any:
+        """What fits of a JSON array for ``tp`` (items ``item``); guided like :meth:`fit_struct`."""
+        droppable = _holds_objects(item)
+        cleaned = list(value)
+        positions = list(range(len(value)))  # where each element of cleaned was in value
+        local: list[Any] = []
+        seen: set[int] = set()
+        while error is not None:
+            if not isinstance(error, msgspec.ValidationError):
+                return self.scan_list(value, tp, item, path, notes)
+            step = _first_step(error)
+            if step is None:  # about the array itself (a length constraint)
+                return _misfit(path, error)
+            if not isinstance(step, int) or step >= len(cleaned) or positions[step] in seen:
+                return self.scan_list(value, tp, item, path, notes)
+            index = step
+            position = positions[index]
+            seen.add(position)
+            where = f"{path}[{position}]"
+            got = self.fit(cleaned[index], item, where, local)
+            if got.__class__ is _Misfit:
+                if not droppable:
+                    return got
+                del cleaned[index], positions[index]
+                local.append((got.path, where, "dropped", got.reason))
+            else:
+                cleaned[index] = got
+            error = _fits(cleaned, tp)
+        notes += local
+        return cleaned
+
+    def scan_struct(self, value: dict[str, Any], cls: Any, path: str, notes: list[Any]) -> Any:
+        """:meth:`fit_struct` without msgspec's guidance: every member is tried."""
         local: list[Any] = []
         cleaned = dict(value)
         config = cls.__struct_config__
-        known = set()
-        for field in _fields(cls):
-            key = field.encode_name
-            known.add(key)
+        fields = _fields(cls)
+        for key, item in value.items():  # in payload order, so notes are too
             where = _member(path, key)
-            if key not in value:
-                if field.required:
-                    return _Misfit(where, f"missing required field `{key}`")
+            field = fields.get(key)
+            if field is None:
+                if config.forbid_unknown_fields and key != config.tag_field:
+                    del cleaned[key]
+                    local.append((where, where, "dropped", f"unknown field `{key}`"))
                 continue
-            got = self.fit(value[key], field.type, where, local)
+            got = self.fit(item, field.type, where, local)
             if got.__class__ is _Misfit:
                 if field.required:
                     return got
                 del cleaned[key]
                 local.append((got.path, where, "dropped", got.reason))
-            elif got is not value[key]:
+            elif got is not item:
                 cleaned[key] = got
-        if config.forbid_unknown_fields:
-            for key in value:
-                if key not in known and key != config.tag_field:
-                    del cleaned[key]
-                    where = _member(path, key)
-                    local.append((where, where, "dropped", f"unknown field `{key}`"))
+        for key, field in fields.items():
+            if field.required and key not in value:
+                return _Misfit(_member(path, key), f"missing required field `{key}`")
         error = _fits(cleaned, cls)
         if error is not None:
             return _misfit(path, error)
         notes += local
         return cleaned
 
-    def fit_list(self, value: list[Any], tp: Any, item: Any, path: str, notes: list[Any]) -> Any:
+    def scan_list(self, value: list[Any], tp: Any, item: Any, path: str, notes: list[Any]) -> Any:
+        """:meth:`fit_list` without msgspec's guidance: every element is tried."""
         local: list[Any] = []
         cleaned: list[Any] = []
         droppable = _holds_objects(item)
@@ -307,23 +433,27 @@ class _Walk:
 
 
 def _salvage(
-    data: bytes | str, decode: Callable[[bytes | str], Any], tp: Any
+    data: bytes | str, decode: Callable[[bytes | str], Any], tp: Any, error: Exception
 ) -> tuple[Any, list[tuple[str, str, SalvageAction, str]]] | None:
     """What fits of ``data`` decoded with ``decode``, and the notes; None if nothing can be kept.
 
-    Raises :class:`msgspec.DecodeError` if ``data`` is not JSON.
+    ``error`` is what ``decode(data)`` raised. Raises :class:`msgspec.DecodeError`
+    if ``data`` is not JSON.
     """
-    raw = _decode_json(data)
+    try:
+        raw = _decode_json(data)
+    except RecursionError:  # nested deeper than msgspec decodes: nothing to walk
+        return None
     notes: list[tuple[str, str, SalvageAction, str]] = []
     try:
-        cleaned = _Walk().fit(raw, tp, "$", notes)
-    except RecursionError:  # a recursive type and a deeply nested payload
-        return None
+        cleaned = _Walk().fit(raw, tp, "$", notes, error)
+    except Exception:  # a recursive type nested too deep, an unhashable annotation...
+        return None  # the payload keeps the error it had: salvage never raises
     if cleaned.__class__ is _Misfit:
         return None
     try:
         value = decode(_encode_json(cleaned))
-    except msgspec.DecodeError:  # convert() and the JSON decoder disagree: keep the error
+    except Exception:  # the type refuses what fits its parts: keep the error
         return None
     return value, notes
 
@@ -359,15 +489,17 @@ def salvage(
     Returns the value and the notes of what salvage dropped or converted (an
     empty list when the payload fits). ``event`` and ``offset`` are copied
     into the notes. Raises :class:`msgspec.DecodeError` when ``data`` is not
-    JSON and :class:`msgspec.ValidationError` (msgspec's own, naming the first
-    path that does not fit) when nothing of it can be kept; see
-    :mod:`streamspec.salvage` for the rule.
+    JSON, and what decoding raised (msgspec's :class:`msgspec.ValidationError`
+    naming the first path that does not fit, or the type's own exception) when
+    nothing of it can be kept; see :mod:`streamspec.salvage` for the rule.
     """
     decode = _decoder(type)
     try:
         return decode(data), []
-    except msgspec.ValidationError as exc:
-        found = _salvage(data, decode, type)
+    except Exception as exc:
+        if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+            raise  # not JSON
+        found = _salvage(data, decode, type, exc)
         if found is None:
             raise exc from None
     value, notes = found
@@ -423,13 +555,16 @@ class SalvageLog:
     def recover(self, payload: str | bytes, exc: Exception, event: int, offset: int) -> Any:
         """The salvaged chunk of a payload the type rejected with ``exc``, or :data:`UNSALVAGED`.
 
-        Only a :class:`msgspec.ValidationError` (valid JSON, wrong shape) is
-        salvaged; invalid JSON is not.
+        ``exc`` is what decoding raised: a :class:`msgspec.ValidationError`
+        (valid JSON, wrong shape) or an exception of the type's own code.
+        Invalid JSON (any other :class:`msgspec.DecodeError`) is not salvaged.
         """
-        if not self.enabled or not isinstance(exc, msgspec.ValidationError):
+        if not self.enabled or (
+            isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError)
+        ):
             return UNSALVAGED
         try:
-            found = _salvage(payload, self._decode, self._type)
+            found = _salvage(payload, self._decode, self._type, exc)
         except msgspec.DecodeError:
             return UNSALVAGED
         if found is None:

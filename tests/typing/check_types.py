@@ -67,6 +67,36 @@ def check_chunk_decoder() -> None:
     assert_type(decoder.bytes_consumed, int)
 
 
+def check_salvage(
+    delta: ChatCompletionStreamResponseDelta, block: ChatCompletionStreamContentBlock
+) -> None:
+    seen: list[streamspec.SalvageNote] = []
+    decoder = ChunkDecoder(salvage=True, on_salvage=seen.append)
+    assert_type(decoder, ChunkDecoder[CreateChatCompletionStreamResponse])
+    assert_type(ChunkDecoder(MySlimStruct, salvage=False), ChunkDecoder[MySlimStruct])
+    log = decoder.salvaged
+    assert_type(log, streamspec.SalvageLog)
+    assert_type(log.events, int)
+    assert_type(log.values, int)
+    assert_type(log.notes, list[streamspec.SalvageNote])
+    note = log.notes[0]
+    assert_type(note.event, int | None)
+    assert_type(note.path, str)
+    assert_type(note.action, Literal["dropped", "converted"])
+    assert_type(
+        streamspec.salvage(b"{}"),
+        tuple[CreateChatCompletionStreamResponse, list[streamspec.SalvageNote]],
+    )
+    assert_type(
+        streamspec.salvage(b"{}", MySlimStruct), tuple[MySlimStruct, list[streamspec.SalvageNote]]
+    )
+    assert_type(streamspec.reasoning_text(delta), str)
+    assert_type(streamspec.content_text(block), str)
+    assert_type(streamspec.error_report(False), ErrorObject | None)
+    if isinstance(block.thinking, list):
+        assert_type(block.thinking[0].text, str | UnsetType)
+
+
 def check_iter_chunks(source: list[bytes]) -> None:
     assert_type(iter_chunks(source), Iterator[CreateChatCompletionStreamResponse])
     assert_type(iter_chunks(iter(source)), Iterator[CreateChatCompletionStreamResponse])
