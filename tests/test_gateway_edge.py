@@ -546,3 +546,36 @@ def test_client_gone_while_sending_its_body(gateway: Served) -> None:
         )
     record = gateway.recorder.take()
     assert (record.status, record.error_kind) == ("client_disconnected", "client_disconnected")
+
+
+def test_a_blocking_sync_on_complete_does_not_stall_the_gateway(
+    upstream: tuple[HostileUpstream, str],
+) -> None:
+    blocked = threading.Event()
+    release = threading.Event()
+    records: list[GatewayRecord] = []
+
+    second = threading.Event()
+
+    def on_complete(record: GatewayRecord) -> None:
+        records.append(record)
+        if not blocked.is_set():
+            blocked.set()
+            release.wait(30)  # blocks its worker thread only
+        else:
+            second.set()
+
+    served = Served(upstream[1], on_complete=on_complete)
+    try:
+        sdk = openai.OpenAI(base_url=served.base_url, api_key="k", max_retries=0, timeout=20)
+        sdk.chat.completions.create(model="openai", messages=MESSAGES)
+        assert blocked.wait(10)
+        # The first hook is still blocked: the gateway serves a stream all the same.
+        chunks = list(sdk.chat.completions.create(model="openai", messages=MESSAGES, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+        assert second.wait(10)  # its record too, while the first hook still blocks
+        assert not release.is_set()
+        assert [record.stream for record in records] == [False, True]
+    finally:
+        release.set()
+        served.close()
