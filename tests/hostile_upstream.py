@@ -18,6 +18,7 @@ the behaviour:
 * ``trickle``: the start of an event, one byte every ``trickle_delay`` s, forever.
 * ``crlf-die``: CRLF events, then the connection drops inside an event.
 * ``stall-K``: ``K`` chunks, then nothing until the client goes away.
+* ``pause``: ``openai`` with a silence of ``pause`` seconds after two events.
 * ``always-streams``: streams (without usage unless asked) even when not asked to;
   ``never-streams``: answers a whole response even to a streaming request.
 
@@ -89,8 +90,9 @@ def openai_stream(model: str, include_usage: bool, legacy: bool = False) -> list
 class HostileUpstream:
     """The ASGI app; see the module docstring."""
 
-    def __init__(self, *, trickle_delay: float = 0.05) -> None:
+    def __init__(self, *, trickle_delay: float = 0.05, pause: float = 1.0) -> None:
         self.trickle_delay = trickle_delay
+        self.pause = pause
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
 
@@ -165,6 +167,11 @@ class HostileUpstream:
                 await _body(send, event.replace(b"\n", b"\r\n"))
             await _body(send, events[3][:20])
             raise _Die
+        elif model == "pause":
+            for position, event in enumerate(events):
+                if position == 2:
+                    await asyncio.sleep(self.pause)
+                await _body(send, event)
         elif model.startswith("stall-"):
             count = int(model.removeprefix("stall-"))
             for event in events[:count]:

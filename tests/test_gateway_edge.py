@@ -448,6 +448,15 @@ def test_trickle_ends_truncated(gateway: Served) -> None:
     assert (record.status, record.error_kind, record.chunks) == ("truncated", "deadline", 1)
 
 
+def test_a_pause_between_events_is_no_trickle(gateway: Served) -> None:
+    # The module's gateway has idle_timeout=0.5: it bounds an incomplete event, not the
+    # silence between whole events (the read timeout's business).
+    status, _, data = raw(gateway, {"model": "pause", "messages": MESSAGES, "stream": True})
+    assert status == 200
+    assert data == b"".join(openai_stream("pause", include_usage=False))
+    assert gateway.recorder.take().status == "complete"
+
+
 def test_crlf_death_is_truncated_without_internal_text(gateway: Served) -> None:
     _status, _, data = raw(gateway, {"model": "crlf-die", "messages": MESSAGES, "stream": True})
     events = openai_stream("crlf-die", include_usage=False)
