@@ -18,6 +18,9 @@ the behaviour:
 * ``trickle``: the start of an event, one byte every ``trickle_delay`` s, forever.
 * ``crlf-die``: CRLF events, then the connection drops inside an event.
 * ``stall-K``: ``K`` chunks, then nothing until the client goes away.
+* ``pause``: ``openai`` with a silence of ``pause`` seconds after two events.
+* ``always-streams``: streams (without usage unless asked) even when not asked to;
+  ``never-streams``: answers a whole response even to a streaming request.
 
 ``POST /v1/completions`` streams legacy ``text_completion`` chunks the same
 way (usage as asked); ``GET /v1/models`` lists ``openai``. ``requests`` holds
@@ -87,8 +90,9 @@ def openai_stream(model: str, include_usage: bool, legacy: bool = False) -> list
 class HostileUpstream:
     """The ASGI app; see the module docstring."""
 
-    def __init__(self, *, trickle_delay: float = 0.05) -> None:
+    def __init__(self, *, trickle_delay: float = 0.05, pause: float = 1.0) -> None:
         self.trickle_delay = trickle_delay
+        self.pause = pause
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
 
@@ -131,7 +135,7 @@ class HostileUpstream:
                                               "code": "invalid_api_key"}})  # fmt: skip
             return
         events = openai_stream(model, include_usage and model != "no-usage", legacy)
-        if not stream:
+        if (not stream and model != "always-streams") or model == "never-streams":
             await self._whole(send, model, legacy)
             return
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", b"req-abc123")]
@@ -163,6 +167,11 @@ class HostileUpstream:
                 await _body(send, event.replace(b"\n", b"\r\n"))
             await _body(send, events[3][:20])
             raise _Die
+        elif model == "pause":
+            for position, event in enumerate(events):
+                if position == 2:
+                    await asyncio.sleep(self.pause)
+                await _body(send, event)
         elif model.startswith("stall-"):
             count = int(model.removeprefix("stall-"))
             for event in events[:count]:

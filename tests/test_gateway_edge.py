@@ -315,6 +315,39 @@ def test_legacy_completions(gateway: Served, stream: bool) -> None:
     assert record.response.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize("legacy", [False, True])
+def test_upstream_streaming_a_non_streamed_request(gateway: Served, legacy: bool) -> None:
+    sdk = gateway.sdk()
+    if legacy:
+        completion = sdk.completions.create(model="always-streams", prompt="Bonjour")
+        assert completion.choices[0].text == TEXT
+    else:
+        response = sdk.chat.completions.create(model="always-streams", messages=MESSAGES)
+        assert response.choices[0].message.content == TEXT
+        assert response.choices[0].finish_reason == "stop"
+    record = gateway.recorder.take()
+    assert (record.status, record.stream, record.chunks) == ("complete", False, 7)
+    assert (record.usage, record.usage_reported) == (None, False)
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_upstream_ignoring_stream(gateway: Served, asked: bool) -> None:
+    options: Any = {"include_usage": True} if asked else None
+    stream = gateway.sdk().chat.completions.create(
+        model="never-streams", messages=MESSAGES, stream=True, stream_options=options
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
+    assert [c.usage.total_tokens for c in chunks if c.usage] == ([14] if asked else [])
+    record = gateway.recorder.take()
+    assert (record.status, record.stream) == ("complete", True)
+    assert record.usage is not None
+    assert record.usage.total_tokens == USAGE["total_tokens"]
+    legacy = list(gateway.sdk().completions.create(model="never-streams", prompt="x", stream=True))
+    assert "".join(c.choices[0].text for c in legacy) == TEXT
+    assert gateway.recorder.take().response.choices[0].text == TEXT
+
+
 def test_models_pass_through(gateway: Served) -> None:
     models = gateway.sdk().models.list()
     assert [model.id for model in models] == ["openai"]
@@ -415,6 +448,15 @@ def test_trickle_ends_truncated(gateway: Served) -> None:
     assert (record.status, record.error_kind, record.chunks) == ("truncated", "deadline", 1)
 
 
+def test_a_pause_between_events_is_no_trickle(gateway: Served) -> None:
+    # The module's gateway has idle_timeout=0.5: it bounds an incomplete event, not the
+    # silence between whole events (the read timeout's business).
+    status, _, data = raw(gateway, {"model": "pause", "messages": MESSAGES, "stream": True})
+    assert status == 200
+    assert data == b"".join(openai_stream("pause", include_usage=False))
+    assert gateway.recorder.take().status == "complete"
+
+
 def test_crlf_death_is_truncated_without_internal_text(gateway: Served) -> None:
     _status, _, data = raw(gateway, {"model": "crlf-die", "messages": MESSAGES, "stream": True})
     events = openai_stream("crlf-die", include_usage=False)
@@ -513,3 +555,36 @@ def test_client_gone_while_sending_its_body(gateway: Served) -> None:
         )
     record = gateway.recorder.take()
     assert (record.status, record.error_kind) == ("client_disconnected", "client_disconnected")
+
+
+def test_a_blocking_sync_on_complete_does_not_stall_the_gateway(
+    upstream: tuple[HostileUpstream, str],
+) -> None:
+    blocked = threading.Event()
+    release = threading.Event()
+    records: list[GatewayRecord] = []
+
+    second = threading.Event()
+
+    def on_complete(record: GatewayRecord) -> None:
+        records.append(record)
+        if not blocked.is_set():
+            blocked.set()
+            release.wait(30)  # blocks its worker thread only
+        else:
+            second.set()
+
+    served = Served(upstream[1], on_complete=on_complete)
+    try:
+        sdk = openai.OpenAI(base_url=served.base_url, api_key="k", max_retries=0, timeout=20)
+        sdk.chat.completions.create(model="openai", messages=MESSAGES)
+        assert blocked.wait(10)
+        # The first hook is still blocked: the gateway serves a stream all the same.
+        chunks = list(sdk.chat.completions.create(model="openai", messages=MESSAGES, stream=True))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == TEXT
+        assert second.wait(10)  # its record too, while the first hook still blocks
+        assert not release.is_set()
+        assert [record.stream for record in records] == [False, True]
+    finally:
+        release.set()
+        served.close()

@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
     serve.add_argument("--max-event-size", type=int,
                        default=int(_env("max-event-size", 8 << 20)), metavar="BYTES")  # fmt: skip
     serve.add_argument("--read-timeout", type=float, default=float(_env("read-timeout", 60)))
-    serve.add_argument("--idle-timeout", type=float, default=float(_env("idle-timeout", 120)))
+    serve.add_argument("--idle-timeout", type=float, default=float(_env("idle-timeout", 30)))
     serve.add_argument("--total-timeout", type=float, default=float(_env("total-timeout", 900)))
     serve.add_argument(
         "--metrics",

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from ..accumulate import ChunkAccumulator
 from ..accumulate_completions import CompletionAccumulator
 from ..decoder import ChunkDecoder
+from ..errors import Error
 from ..types.completions import CreateCompletionResponse
 from ..types.response import CreateChatCompletionResponse
 from ..types.stream import CreateChatCompletionStreamResponse
@@ -58,6 +59,7 @@ _encode = msgspec.json.encode
 _FORWARDED_HEADERS = ("openai-organization", "openai-project", "openai-beta", "user-agent")
 _decode_chat = msgspec.json.Decoder(CreateChatCompletionResponse).decode
 _decode_completion = msgspec.json.Decoder(CreateCompletionResponse).decode
+_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class _ErrorProbe(msgspec.Struct, gc=False):
@@ -290,6 +292,7 @@ class Gateway:
         stream = head.stream is True
         exchange.request_model = model
         exchange.stream = stream
+        exchange.include_usage = head.include_usage
 
         api_key: str | None = None
         upstream_model = self.upstream_model(model)
@@ -426,13 +429,18 @@ class Gateway:
             exchange.fail("error", "upstream_error", message)
             return error_response(502, message, "upstream_error", headers=_header_dict(headers))
         if exchange.stream:
-            message = "the upstream answered a streaming request without a stream"
-            exchange.fail("error", "upstream_invalid", message)
-            return error_response(502, message, "upstream_error", headers=_header_dict(headers))
+            return self._as_stream(exchange, data, headers, shown)
         decode = _decode_completion if exchange.endpoint == "completions" else _decode_chat
+        media_type = _content_type(upstream, "application/json")
         try:
-            response: Any = decode(data)
-        except msgspec.DecodeError as exc:
+            if "event-stream" in media_type:
+                # A server that streamed anyway: the client gets the accumulated response.
+                response: Any = self._accumulated(exchange, data)
+                data = _encode(response)
+                media_type = "application/json"
+            else:
+                response = decode(data)
+        except (msgspec.DecodeError, Error) as exc:
             exchange.fail("error", "upstream_invalid", f"undecodable upstream response: {exc}")
             return error_response(502, "the upstream response is invalid", "upstream_error")
         if shown is not None:
@@ -440,12 +448,75 @@ class Gateway:
             data = edit_response(data, shown)
         exchange.response = response
         exchange.status = "complete"
+        return Response(data, status_code=200, headers=_header_dict(headers), media_type=media_type)
+
+    def _as_stream(
+        self,
+        exchange: Exchange,
+        data: bytes,
+        headers: list[tuple[bytes, bytes]],
+        shown: str | None,
+    ) -> Response:
+        """A whole response to a streaming request (a server that ignored ``stream``), as SSE.
+
+        Chat: one chunk per choice holding the whole message as its delta (tool
+        calls numbered), then the usage chunk if the client asked for usage,
+        then ``[DONE]``. Legacy completions already have the chunk's shape.
+        """
+        legacy = exchange.endpoint == "completions"
+        try:
+            whole = _decode_dict(data)
+            response: Any = (_decode_completion if legacy else _decode_chat)(data)
+        except msgspec.DecodeError:
+            message = "the upstream answered a streaming request with an invalid body"
+            exchange.fail("error", "upstream_invalid", message)
+            return error_response(502, message, "upstream_error", headers=_header_dict(headers))
+        if shown is not None:
+            whole["model"] = response.model = shown
+        usage = whole.pop("usage", None)
+        events = bytearray()
+        if legacy:
+            events += b"data: " + _encode(whole) + b"\n\n"
+        else:
+            head = {key: value for key, value in whole.items() if key != "choices"}
+            head["object"] = "chat.completion.chunk"
+            for choice in whole.get("choices") or []:
+                delta = dict(choice.get("message") or {})
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list):
+                    delta["tool_calls"] = [
+                        {"index": number, **call} for number, call in enumerate(calls)
+                    ]
+                chunk_choice = {key: value for key, value in choice.items() if key != "message"}
+                chunk_choice["delta"] = delta
+                events += b"data: " + _encode({**head, "choices": [chunk_choice]}) + b"\n\n"
+            if usage is not None and exchange.include_usage:
+                events += b"data: " + _encode({**head, "choices": [], "usage": usage}) + b"\n\n"
+        events += b"data: [DONE]\n\n"
+        exchange.response = response
+        exchange.chunks = 1
+        exchange.status = "complete"
         return Response(
-            data,
-            status_code=200,
-            headers=_header_dict(headers),
-            media_type=_content_type(upstream, "application/json"),
-        )
+            bytes(events), status_code=200, headers=_header_dict(headers),
+            media_type="text/event-stream; charset=utf-8",
+        )  # fmt: skip
+
+    def _accumulated(self, exchange: Exchange, data: bytes) -> Any:
+        """The response a whole SSE body adds up to (an upstream error in it raises)."""
+        size = self.settings.max_event_size
+        if exchange.endpoint == "completions":
+            completions = CompletionAccumulator()
+            decoder: ChunkDecoder[Any] = ChunkDecoder(CreateCompletionResponse, max_event_size=size)
+            completions.extend(decoder.feed(data))
+            completions.extend(decoder.close())
+            exchange.chunks = completions.chunks
+            return completions.result()
+        chat = ChunkAccumulator()
+        decoder = ChunkDecoder(CreateChatCompletionStreamResponse, max_event_size=size)
+        chat.extend(decoder.feed(data))
+        chat.extend(decoder.close())
+        exchange.chunks = chat.chunks
+        return chat.result()
 
 
 def _content_type(upstream: httpx.Response, default: str) -> str:

@@ -79,12 +79,17 @@ class StreamEditor:
         if self.strip_usage:
             at = payload.find(_USAGE_KEY)
             if at >= 0:
-                once = payload.find(_USAGE_KEY, at + 7) < 0
-                null = _USAGE_NULL.match(payload, at) if once else None
-                if null is None:
+                if payload.find(_USAGE_KEY, at + 7) >= 0:
                     return self._decoded(payload)
+                if payload.startswith(b":null", at + 7):  # compact JSON, as OpenAI writes it
+                    end = at + 12
+                else:
+                    null = _USAGE_NULL.match(payload, at)
+                    if null is None:
+                        return self._decoded(payload)
+                    end = null.end()
                 if payload[at - 1] == 44:  # the comma before the member
-                    payload = payload[: at - 1] + payload[null.end() :]
+                    payload = payload[: at - 1] + payload[end:]
                 else:
                     payload = remove_member(payload, "usage")
         if model is None:
@@ -93,6 +98,10 @@ class StreamEditor:
         if at < 0:
             return payload
         if payload.find(_MODEL_KEY, at + 7) < 0:
+            if payload.startswith(b':"', at + 7):  # compact JSON
+                close = payload.find(b'"', at + 9)
+                if close > 0 and payload.find(b"\\", at + 9, close) < 0:
+                    return payload[: at + 8] + model + payload[close + 1 :]
             value = _MODEL_STRING.match(payload, at)
             if value is not None:
                 return payload[: value.start(1) - 1] + model + payload[value.end(1) + 1 :]

@@ -29,6 +29,7 @@ class Exchange:
         "finished",
         "gateway",
         "http_status",
+        "include_usage",
         "request_id",
         "request_model",
         "response",
@@ -50,6 +51,7 @@ class Exchange:
         self.upstream_model: str | None = None
         self.context: Any = None
         self.stream = False
+        self.include_usage = False  # the client asked for usage in its stream
         self.status: GatewayStatus | None = None
         self.error: str | None = None
         self.error_kind: ErrorKind | None = None

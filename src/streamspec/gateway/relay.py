@@ -16,9 +16,9 @@ How a stream ends, for the client and in the record alike:
 * an upstream error event, or an event over ``max_event_size``: the client
   gets ``data: {"error": {...}}`` (the ``openai`` SDK raises
   :class:`openai.APIError`), the record ``error``;
-* the upstream silent past the read timeout, idle (no complete event) past the
-  idle timeout, past the total deadline, dead mid-event, or ended before
-  finishing: the client gets an error event (after ending any partial line the
+* the upstream silent past the read timeout, an event left incomplete past the
+  idle timeout (a trickle), past the total deadline, dead mid-event, or ended
+  before finishing: the client gets an error event (after ending any partial line the
   upstream left, such as ``: keep-alive`` without its LF), the record
   ``truncated``;
 * the client gone before the end reached it: the upstream request is closed
@@ -27,8 +27,10 @@ How a stream ends, for the client and in the record alike:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -62,6 +64,14 @@ _STREAM_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+def _clock() -> Callable[[], float]:
+    """The event loop's clock (the one cancel-scope deadlines use), cheap to call per read."""
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:  # another backend (trio): anyio's own dispatch
+        return anyio.current_time
 
 
 def error_event(message: str, kind: str = "upstream_error", code: str | None = None) -> bytes:
@@ -147,12 +157,14 @@ class StreamRelay(Response):
         sent = 0  # stream offset up to which bytes went to the client
         received = 0
         idle = settings.idle_timeout
-        clock = anyio.current_time
+        clock = _clock()
         total = clock() + settings.total_timeout - (time.perf_counter() - exchange.started)
-        # The idle deadline moves at most every idle/8 s (each move reschedules a timer): it
-        # fires between idle and 9/8 idle after the last complete event.
-        slack = idle / 8
-        deadline = anyio.CancelScope(deadline=min(total, clock() + idle + slack))
+        # The deadline is the total one, or, while an event is incomplete (bytes of it came,
+        # not its end), idle seconds after its first bytes: a trickle that never completes an
+        # event ends there. Waits between events are the read timeout's business. The usual
+        # read (whole events) leaves the deadline alone: no timer is rescheduled.
+        deadline = anyio.CancelScope(deadline=total)
+        partial = False  # an incomplete event is pending, and the idle deadline armed
         waiting_first = True
         message: Message = {"type": "http.response.body", "body": b"", "more_body": True}
         try:
@@ -177,15 +189,21 @@ class StreamRelay(Response):
                     end = decoder.bytes_consumed
                     if end == sent:
                         pending += data
+                        if not partial:
+                            partial = True
+                            deadline.deadline = min(total, clock() + idle)
                         continue
                     if end >= received and not pending:
                         out = data if end == received else data[: end - sent]
                     else:
                         out = self._take(pending, data, min(end, received) - sent)
                     sent = end
-                    now = clock()
-                    if deadline.deadline < now + idle and deadline.deadline < total:
-                        deadline.deadline = min(total, now + idle + slack)
+                    if pending:  # the read also began the next event
+                        partial = True
+                        deadline.deadline = min(total, clock() + idle)
+                    elif partial:
+                        partial = False
+                        deadline.deadline = total
                     if edit is not None:
                         out = edit(out)
                     if out:
@@ -212,7 +230,7 @@ class StreamRelay(Response):
             what = (
                 f"the stream exceeded the total deadline of {settings.total_timeout:g} s"
                 if now >= total
-                else f"the upstream sent no complete event for {idle:g} s"
+                else f"an upstream event stayed incomplete for {idle:g} s"
             )
             await self._truncated(send, "deadline", what, pending)
             return

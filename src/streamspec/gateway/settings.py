@@ -18,8 +18,9 @@ class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
 
     * ``read_timeout``: the longest wait for any upstream byte (httpx's read
       timeout); ``connect_timeout``: for reaching the upstream.
-    * ``idle_timeout``: the longest wait for the next *complete* upstream event
-      (a trickle of bytes that never completes an event ends as truncated).
+    * ``idle_timeout``: the longest an upstream event may stay incomplete once
+      its first bytes came (a trickle that never completes an event ends as
+      truncated); waits between events are bounded by ``read_timeout``.
     * ``total_timeout``: the longest a request may take, first byte to last.
     * ``max_body_size``: the largest request body accepted (larger: HTTP 413).
     * ``max_event_size``: the largest upstream SSE event (larger: an error event).
@@ -29,7 +30,7 @@ class GatewaySettings(msgspec.Struct, kw_only=True, frozen=True):
 
     read_timeout: float = 60.0
     connect_timeout: float = 10.0
-    idle_timeout: float = 120.0
+    idle_timeout: float = 30.0
     total_timeout: float = 900.0
     max_body_size: int = 32 * 1024 * 1024
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE
