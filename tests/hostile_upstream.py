@@ -10,6 +10,7 @@ the behaviour:
   non-streamed request gets a ``chat.completion`` with usage.
 * ``no-usage``: never sends usage, asked or not.
 * ``headers``: ``openai`` plus a non-latin-1 ``x-request-id`` (raw UTF-8 bytes),
+  after the usual ``x-request-id: req-abc123`` every stream carries,
   rate-limit headers and ``retry-after``.
 * ``keepalive-end``: two chunks, then ``: keep-alive`` without LF, then the end.
 * ``json-error``: HTTP 200, ``application/json`` body ``{"error": {...}}``.
@@ -133,9 +134,9 @@ class HostileUpstream:
         if not stream:
             await self._whole(send, model, legacy)
             return
-        extra: list[tuple[bytes, bytes]] = []
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", b"req-abc123")]
         if model == "headers":
-            extra = [
+            extra += [
                 (b"x-request-id", "req-é-✓".encode()),
                 (b"x-ratelimit-remaining-requests", b"99"),
                 (b"x-ratelimit-reset-tokens", b"6ms"),

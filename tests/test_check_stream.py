@@ -13,7 +13,7 @@ import gc
 import json
 import random
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -501,3 +501,68 @@ def test_lenient_fixtures_salvaged_exactly(name: str) -> None:
     expected = sorted((event, path) for event, path, _ in LENIENT_MANIFEST[name]["salvaged"])
     found = sorted((p.event, p.path) for p in strict.problems if p.kind == "salvage")
     assert found == expected
+
+
+def test_acheck_stream_over_async_reads() -> None:
+    import asyncio
+
+    from streamspec.check import acheck_stream
+
+    data = fixture("openai_tool_calls.sse")
+
+    async def reads() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), 50):
+            yield data[start : start + 50]
+
+    report = asyncio.run(acheck_stream(reads(), strict=True))
+    assert report == check_stream(data, strict=True)
+
+
+def test_cli_limits(tmp_path: Path) -> None:
+    path = tmp_path / "big.sse"
+    path.write_bytes(good_stream(2)[:-14] + b"data: " + b"x" * 5000 + b"\n\n")
+    code, out = _run_cli("check", "--max-event-size", "1000", str(path))
+    assert code == 1
+    assert "max_event_size (more than 1000 bytes)" in out
+    code, _ = _run_cli("check", "--max-problems", "0", str(path))
+    assert code == 2
+
+
+def test_endless_tool_call_indexes_stay_bounded() -> None:
+    """A stream that opens calls forever: bounded state, no spurious problems past the bound."""
+    from streamspec.check._walk import MAX_TRACKED
+
+    def call(j: int) -> dict[str, Any]:
+        return {"index": j, "id": f"c{j}", "type": "function", "function": {"name": "f"}}
+
+    chunks = [
+        {
+            **OK_CHUNK,
+            "choices": [{"index": i, "delta": {"tool_calls": [call(j) for j in range(8)]}}],
+        }
+        for i in range(MAX_TRACKED // 4)
+    ]
+    data = b"".join(map(event, chunks)) + b"data: [DONE]\n\n"
+    checker = StreamChecker(strict=True)
+    checker.feed(data)
+    report = checker.close()
+    assert checker.tracked == MAX_TRACKED
+    assert [p.kind for p in report.problems] == ["spec"] * len(report.problems)
+    assert all("finish_reason" in p.path for p in report.problems)  # none about the calls
+
+
+def test_long_unknown_keys_are_cut_in_note_paths() -> None:
+    chunks = [{**OK_CHUNK, "k" * 100_000 + str(i): 1} for i in range(3)]
+    report = check_stream(b"".join(map(event, chunks)) + b"data: [DONE]\n\n")
+    assert report.ok
+    assert [len(note.path) for note in report.notes] == [102]  # "$." + 100: one cut path
+    assert report.notes[0].events == 3
+
+
+def test_long_server_messages_are_cut() -> None:
+    error = {"error": {"message": "m" * 50_000}}
+    for data in (event(OK_CHUNK) + event(error), json.dumps(error).encode()):
+        [problem] = check_stream(data).problems
+        assert problem.kind == "server_error"
+        assert len(problem.message) == 1000
+        assert problem.message.endswith("...")

@@ -189,6 +189,23 @@ def test_model_map_non_streamed(gateway: Served) -> None:
     assert record.usage.total_tokens == USAGE["total_tokens"]
 
 
+def test_model_map_callable(upstream: tuple[HostileUpstream, str]) -> None:
+    served = Served(upstream[1], model_map=lambda name: "openai" if name.startswith("x-") else None)
+    try:
+        sdk = served.sdk()
+        chunks = list(sdk.chat.completions.create(model="x-small", messages=MESSAGES, stream=True))
+        assert upstream[0].requests[-1]["model"] == "openai"
+        assert {chunk.model for chunk in chunks} == {"x-small"}
+        first = served.recorder.take()
+        sdk.chat.completions.create(model="openai", messages=MESSAGES)  # unmapped: as it is
+        assert upstream[0].requests[-1]["model"] == "openai"
+        second = served.recorder.take()
+        assert (first.upstream_model, second.upstream_model) == ("openai", "openai")
+        assert first.usage is not None
+    finally:
+        served.close()
+
+
 def test_on_request_chooses_the_model(upstream: tuple[HostileUpstream, str], gateway: Served):
     chunks = list(
         gateway.sdk("route").chat.completions.create(model="any", messages=MESSAGES, stream=True)
@@ -328,10 +345,10 @@ def test_headers_forwarded_and_non_latin1_dropped(gateway: Served) -> None:
     assert headers["x-ratelimit-remaining-requests"] == "99"
     assert headers["x-ratelimit-reset-tokens"] == "6ms"
     assert headers["retry-after"] == "1"
-    assert "x-request-id" not in headers
+    assert headers.get_list("x-request-id") == ["req-abc123"]  # the UTF-8 one is dropped
     assert "x-internal" not in headers
     record = gateway.recorder.take()
-    assert (record.status, record.request_id) == ("complete", None)
+    assert (record.status, record.request_id) == ("complete", "req-abc123")
 
 
 def test_body_limit(gateway: Served) -> None:
@@ -483,3 +500,16 @@ def test_load_with_client_cuts(upstream: tuple[HostileUpstream, str]) -> None:
         served.close()
     noisy = [r for r in handler.records if r.exc_info or "socket.send" in r.getMessage()]
     assert noisy == []
+
+
+def test_client_gone_while_sending_its_body(gateway: Served) -> None:
+    import socket
+
+    port = int(gateway.server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 1000\r\n\r\n" + b'{"model": "openai"'
+        )
+    record = gateway.recorder.take()
+    assert (record.status, record.error_kind) == ("client_disconnected", "client_disconnected")

@@ -132,6 +132,8 @@ def test_endpoints_and_bodies() -> None:
     assert endpoint_url("http://h/v1", "chat") == "http://h/v1/chat/completions"
     assert endpoint_url("http://h/v1/", "completions") == "http://h/v1/completions"
     assert endpoint_url("http://h/x/chat/completions", "chat") == "http://h/x/chat/completions"
+    assert endpoint_url("http://h:8000", "chat") == "http://h:8000/v1/chat/completions"
+    assert endpoint_url("http://h:8000/", "completions") == "http://h:8000/v1/completions"
     config = LoadConfig(url="u", model="m", concurrency=1, max_tokens=7,
                         prompts=[{"messages": [{"role": "user", "content": "hi"}]}])  # fmt: skip
     [body] = [json.loads(b) for b in request_bodies(config)]
@@ -251,9 +253,11 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     prompts.write_text('{"messages": [{"role": "user", "content": "hello"}]}\n')
     result, records, table = tmp_path / "r.json", tmp_path / "r.jsonl", tmp_path / "r.csv"
     with server.run_in_thread():
-        code = main(["load", server.base_url, "--model", "mock-model", "-c", "2", "-n", "5",
+        code = main(["load", server.base_url, "--model", "mock-model", "--max-concurrency", "2",
+                     "--num-prompts", "5",
                      "--prompts", str(prompts), "--goodput", "ttft:10000",
-                     "--save-result", str(result), "--save-records", str(records),
+                     "--save-result", str(result), "--save-detailed",
+                     "--save-records", str(records),
                      "--csv", str(table), "--plot", str(tmp_path / "plots")])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
@@ -267,6 +271,11 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["request_rate"] == "inf"
     assert data["request_goodput"] == pytest.approx(data["request_throughput"])
     assert data["total_output_tokens"] == 30
+    assert data["output_lens"] == [6] * 5
+    assert len(data["itls"]) == 5
+    assert all(len(gaps) == 5 for gaps in data["itls"])
+    assert all(0 < ttft < 10 for ttft in data["ttfts"])  # seconds, as vLLM writes them
+    assert data["errors"] == [""] * 5
     loaded = list(read_records(records))
     assert summarize_records(loaded, slos={"ttft": 10000})["median_itl_ms"] == data["median_itl_ms"]
     assert len(table.read_text().splitlines()) == 6
@@ -275,6 +284,17 @@ def test_cli_load_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert png.startswith(PNG), name
         assert len(png) > 5000, name
     assert {s.model for s in server.streams} == {"mock-model"}
+
+
+def test_cli_endpoint_as_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    server = MockServer(ttft=0.001, itl=0.001, tokens=3)
+    with server.run_in_thread():
+        root = server.base_url.removesuffix("/v1")
+        code = main(["load", root, "--model", "m", "-c", "1", "-n", "2",
+                     "--endpoint", "/v1/completions"])  # fmt: skip
+    assert code == 0
+    assert [stream.path for stream in server.streams] == ["/v1/completions"] * 2
+    assert "Successful requests:                     2" in capsys.readouterr().out
 
 
 def test_cli_load_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

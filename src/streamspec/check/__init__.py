@@ -1,10 +1,11 @@
 """Check a completion stream: what breaks decoding, and (strictly) what is off-spec.
 
 :func:`check_stream` checks a whole SSE stream (bytes, or an iterable of
-reads); :class:`StreamChecker` does the same read by read (``feed()`` then
-``close()``), in memory bounded by ``max_event_size`` whatever the stream's
-length. Both return a :class:`CheckReport`. Each :class:`Problem` names the
-event (counted from 0 among events that carry data, as
+reads; :func:`acheck_stream` an async iterable); :class:`StreamChecker` does
+the same read by read (``feed()`` then ``close()``), in memory bounded by
+``max_event_size`` whatever the stream's length. All return a
+:class:`CheckReport`. Each :class:`Problem` names the event (counted from 0
+among events that carry data, as
 :class:`streamspec.ChunkDecoder` counts them), the byte offset where that event
 starts, and a JSON path into the event's payload::
 
@@ -57,17 +58,25 @@ probe rejects is decoded to plain Python objects and walked key by key, so
 that every path is exact: ``$.choices[1].delta.tool_calls[0].function.name``.
 """
 
-from ._checker import DEFAULT_MAX_NOTES, DEFAULT_MAX_PROBLEMS, StreamChecker, check_stream
-from ._report import CheckReport, Note, Problem, ProblemKind, StreamKind
+from ._checker import (
+    DEFAULT_MAX_NOTES,
+    DEFAULT_MAX_PROBLEMS,
+    StreamChecker,
+    acheck_stream,
+    check_stream,
+)
+from ._report import CheckReport, Note, NoteKind, Problem, ProblemKind, StreamKind
 
 __all__ = [
     "DEFAULT_MAX_NOTES",
     "DEFAULT_MAX_PROBLEMS",
     "CheckReport",
     "Note",
+    "NoteKind",
     "Problem",
     "ProblemKind",
     "StreamChecker",
     "StreamKind",
+    "acheck_stream",
     "check_stream",
 ]

@@ -14,7 +14,7 @@ state of the strict rules, and the report itself, whose lists are capped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -33,7 +33,13 @@ from ._probes import Probe, probes
 from ._report import CheckReport, Note, Problem, ProblemKind, StreamKind
 from ._walk import Walk, describe, describe_error_event, show, validation
 
-__all__ = ["DEFAULT_MAX_NOTES", "DEFAULT_MAX_PROBLEMS", "StreamChecker", "check_stream"]
+__all__ = [
+    "DEFAULT_MAX_NOTES",
+    "DEFAULT_MAX_PROBLEMS",
+    "StreamChecker",
+    "acheck_stream",
+    "check_stream",
+]
 
 DEFAULT_MAX_PROBLEMS = 1000
 """Problems listed in a report at most; more are counted in ``problems_omitted``."""
@@ -48,6 +54,8 @@ _WHITESPACE = b" \t\r\n"
 _SSE_FIELDS = frozenset({b"data", b"event", b"id", b"retry"})
 _LINE = re.compile(rb"([^\r\n]*)(\r\n|\r|\n)")
 _TITLE = re.compile(rb"<title[^>]*>([^<]*)<", re.IGNORECASE)
+_MESSAGE_LIMIT = 1000
+"""Characters of a problem's message kept."""
 _LONG_LINE = 4000
 """A ``retry:`` line this long may hold more digits than ``int()`` converts."""
 _HTML_HEAD = 4096
@@ -374,10 +382,13 @@ class StreamChecker(Walk):
         return self._offset
 
     def _add(self, problem: Problem) -> None:
-        if len(self.problems) < self.max_problems:
-            self.problems.append(problem)
-        else:
+        if len(self.problems) >= self.max_problems:
             self.problems_omitted += 1
+            return
+        if len(problem.message) > _MESSAGE_LIMIT:  # a server's message may be megabytes
+            cut = problem.message[: _MESSAGE_LIMIT - 3] + "..."
+            problem = msgspec.structs.replace(problem, message=cut)
+        self.problems.append(problem)
 
     def problem(self, kind: ProblemKind, path: str, message: str) -> None:
         """A problem of the current event."""
@@ -504,7 +515,36 @@ class StreamChecker(Walk):
                 return
             data = bytes(tail) + data
             tail.clear()
+        else:
+            line, _, rest = data.partition(b"\n")
+            if rest == b"\n" and line[:5] == b"data:" and self._one_event(line[5:], data):
+                return
+            if not rest or (rest.find(b"\n\n") < 0 and rest[:1] != b"\n"):
+                self._keep(data)  # no event ends in it: the start of one
+                return
         self._region(data)
+
+    def _one_event(self, payload: bytes, data: bytes) -> bool:
+        """A read that is exactly one ``data:`` event (a live socket's): probed in place.
+
+        False, with nothing changed, when the payload needs more than a probe.
+        """
+        pair = self._probes
+        if pair is None or self.done or len(data) > self.max_event_size + 2:
+            return False
+        probe = pair[self._tier]
+        try:
+            chunk = probe.decode(payload)
+        except _DECODE_ERRORS:
+            return False
+        if chunk.error:
+            return False
+        self._index, self._offset, self._lazy = self.events, self._base, None
+        self.events += 1
+        self.chunks += 1
+        self._typed_one(chunk, probe)
+        self._base += len(data)
+        return True
 
     def _keep(self, data: bytes) -> None:
         """Add ``data`` to the unfinished event, within ``max_event_size``."""
@@ -875,7 +915,7 @@ class StreamChecker(Walk):
 
     def _typed_one(self, chunk: Any, probe: Probe) -> None:
         index = self._index
-        for name in ("error", *probe.top):
+        for name in probe.top:
             if getattr(chunk, name) is not UNSET:
                 self._notes(f"$.{name}", 1, index)
         if probe.choice or probe.delta:
@@ -887,7 +927,11 @@ class StreamChecker(Walk):
         self, chunks: list[Any], probe: Probe, first: int, payloads: list[bytes], base: int
     ) -> None:
         """Notes and stream-wide rules of probed chunks (events from ``first``, at ``base``)."""
-        for name in ("error", *probe.top):
+        if len(chunks) == 1:  # one event per read: no bulk work
+            self._index, self._offset, self._lazy = first, base, None
+            self._typed_one(chunks[0], probe)
+            return
+        for name in probe.top:
             values = list(map(attrgetter(name), chunks))
             absent = values.count(UNSET)
             if absent < len(values):
@@ -998,4 +1042,27 @@ def check_stream(
     else:
         for read in data:
             checker.feed(read)
+    return checker.close()
+
+
+async def acheck_stream(
+    reads: AsyncIterable[bytes],
+    *,
+    strict: bool = False,
+    kind: StreamKind | None = None,
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    max_problems: int = DEFAULT_MAX_PROBLEMS,
+    max_notes: int = DEFAULT_MAX_NOTES,
+) -> CheckReport:
+    """:func:`check_stream` over an async iterable of reads (``response.aiter_bytes()``,
+    an aiohttp ``response.content.iter_any()``), checked as they arrive."""
+    checker = StreamChecker(
+        strict=strict,
+        kind=kind,
+        max_event_size=max_event_size,
+        max_problems=max_problems,
+        max_notes=max_notes,
+    )
+    async for read in reads:
+        checker.feed(read)
     return checker.close()

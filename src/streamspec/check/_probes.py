@@ -87,7 +87,9 @@ DELTA_EXTRAS = ("reasoning_content", "reasoning")
 class Probe:
     """One probe: its decode function and the extension fields to read back.
 
-    ``top`` are read on the chunk, ``choice`` and ``delta`` on each choice
+    ``top`` are read on the chunk (``error`` first: a probed chunk's error
+    member reports nothing, or the chunk goes to the walk, so it is an
+    extension key when present), ``choice`` and ``delta`` on each choice
     and its delta (``delta`` is empty for legacy completions). ``calls`` tells
     whether the probe's deltas may hold tool calls (whose strict rules span
     chunks); a probe without them rejects any chunk that has them.
@@ -211,7 +213,8 @@ def _lenient_probe(cls: type, tier: int) -> Probe:
                 choice_extras = extra
             elif lenient in _DELTAS:
                 delta_extras = extra
-    return Probe(msgspec.json.Decoder(probe).decode, TOP_EXTRAS, choice_extras, delta_extras)
+    top = ("error", *TOP_EXTRAS)
+    return Probe(msgspec.json.Decoder(probe).decode, top, choice_extras, delta_extras)
 
 
 # -- strict probes: the OpenAI specification ---------------------------------------------------
@@ -367,7 +370,7 @@ assert set(_CompletionLogprobs.__struct_fields__) == COMPLETION_LOGPROBS_KEYS
 def _strict_probe(
     cls: type, choice: tuple[str, ...], delta: tuple[str, ...], calls: bool = False
 ) -> Probe:
-    return Probe(msgspec.json.Decoder(cls).decode, TOP_EXTRAS, choice, delta, calls)
+    return Probe(msgspec.json.Decoder(cls).decode, ("error", *TOP_EXTRAS), choice, delta, calls)
 
 
 def probes(kind: str, strict: bool) -> tuple[Probe, Probe]:

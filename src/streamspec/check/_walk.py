@@ -40,7 +40,7 @@ from ._spec import (
 __all__ = ["Walk", "describe", "describe_error_event", "show", "validation"]
 
 MAX_TRACKED = 4096
-"""Bound on the tool call indexes remembered per choice (hostile streams count up forever)."""
+"""Bound on the choice and tool call indexes remembered in all (hostile streams count up)."""
 
 _decode_raw = msgspec.json.Decoder().decode
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
@@ -62,6 +62,11 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def _key(key: str) -> str:
+    """A key as a path shows it: cut to 100 characters (a hostile key may be megabytes)."""
+    return key if len(key) <= 100 else key[:97] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -126,6 +131,7 @@ class Walk:
         self.first_id: str | None = None
         self.first_created: int | None = None
         self.tool_calls: dict[int, set[int]] = {}  # choice index -> tool call indexes seen
+        self.tracked = 0  # entries in tool_calls and its sets, at most MAX_TRACKED
 
     def violation(self, path: str, message: str) -> None:
         raise NotImplementedError
@@ -174,13 +180,17 @@ class Walk:
         seen = self.tool_calls.get(key)
         if seen is None:
             seen = set()
-            if len(self.tool_calls) < MAX_TRACKED:
+            if self.tracked < MAX_TRACKED:
+                self.tracked += 1
                 self.tool_calls[key] = seen
         return seen
 
     def new_call(self, index: int, path: str, seen: set[int]) -> bool:
-        """Whether tool call ``index`` starts a call (first time seen); checks its number."""
-        if index in seen:
+        """Whether tool call ``index`` starts a call (first time seen); checks its number.
+
+        Past :data:`MAX_TRACKED` remembered indexes, new ones are not checked.
+        """
+        if index in seen or self.tracked >= MAX_TRACKED:
             return False
         if index != len(seen):
             self.violation(
@@ -188,8 +198,8 @@ class Walk:
                 f"new tool call has `index` {index}, expected {len(seen)}"
                 " (indexes count calls from 0)",
             )
-        if len(seen) < MAX_TRACKED:
-            seen.add(index)
+        self.tracked += 1
+        seen.add(index)
         return True
 
     def typed_tool_call(self, call: Any, path: str, seen: set[int]) -> None:
@@ -233,7 +243,7 @@ class Walk:
     def _extensions(self, obj: dict[str, Any], known: frozenset[str], path: str) -> None:
         for key in obj:
             if key not in known:
-                self.note(f"{path}.{key}")
+                self.note(f"{path}.{_key(key)}")
 
     def _expect(self, value: Any, kinds: tuple[str, ...], path: str, name: str) -> bool:
         kind = _json_kind(value)
@@ -254,7 +264,7 @@ class Walk:
         """A ``chat.completion.chunk``; ``reported``: its ``error`` member reports an error."""
         for key in raw:
             if key not in CHUNK_KEYS and not (key == "error" and reported):
-                self.note(f"$.{key}")
+                self.note(f"$.{_key(key)}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
             self.same_id(chunk_id)
@@ -436,7 +446,7 @@ class Walk:
         """A legacy ``text_completion`` chunk; ``reported`` as for :meth:`_chunk`."""
         for key in raw:
             if key not in COMPLETION_CHUNK_KEYS and not (key == "error" and reported):
-                self.note(f"$.{key}")
+                self.note(f"$.{_key(key)}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
             self.same_id(chunk_id)

@@ -3,8 +3,8 @@
 ::
 
     streamspec decode [PATH | - | URL]   print the text of choice 0 as it arrives (chat or legacy)
-    streamspec check PATH [--strict]     list what is malformed (or off-spec) in a stream
-    streamspec bench                     time decoding against other libraries
+    streamspec check PATH | - | URL      list what is malformed (or off-spec) in a stream
+    streamspec bench                     time decoding: peers, then every read shape
     streamspec serve UPSTREAM_URL        run the accounting gateway (extra gateway)
 
 Each command is a module of this package with ``add_parser(commands)`` and

@@ -53,6 +53,20 @@ def add_parser(commands: Any) -> None:
         ),
     )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--max-event-size",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="the largest event accepted (default 8 MiB, as the decoder's)",
+    )
+    check.add_argument(
+        "--max-problems",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="list at most N problems, count the others (default 1000)",
+    )
     http = check.add_argument_group("checking a URL")
     http.add_argument("--model", help="the model to ask for")
     http.add_argument(
@@ -158,11 +172,24 @@ def _check_url(args: argparse.Namespace, checker: StreamChecker) -> CheckReport:
 
 def run(args: argparse.Namespace) -> int:
     from ..check import StreamChecker, check_stream
+    from ..sse import DEFAULT_MAX_EVENT_SIZE
 
+    for option, value in (
+        ("--max-event-size", args.max_event_size),
+        ("--max-problems", args.max_problems),
+    ):
+        if value is not None and value < 1:
+            fail(f"{option} must be >= 1", 2)
+    options: dict[str, Any] = {
+        "strict": args.strict,
+        "kind": args.kind,
+        "max_event_size": args.max_event_size or DEFAULT_MAX_EVENT_SIZE,
+        "max_problems": args.max_problems,
+    }
     if is_url(args.path):
-        report = _check_url(args, StreamChecker(strict=args.strict, kind=args.kind))
+        report = _check_url(args, StreamChecker(**options))
     else:
-        report = check_stream(file_reads(args.path), strict=args.strict, kind=args.kind)
+        report = check_stream(file_reads(args.path), **options)
     out = Output(sys.stdout)
     if args.json:
         out.write_bytes(msgspec.json.encode(report) + b"\n")

@@ -31,9 +31,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("url", help="base URL (http://host:8000/v1) or the endpoint URL")
     parser.add_argument("--model", required=True, help="the model to request")
-    parser.add_argument("--endpoint", choices=["chat", "completions"], default="chat",
-                        help="chat completions (default) or legacy completions")  # fmt: skip
-    parser.add_argument("-c", "--concurrency", type=int, help="requests in flight (at most)")
+    parser.add_argument("--endpoint", default="chat",
+                        help="chat (default), completions (legacy), or a path such as "
+                             "/v1/completions appended to the server's address")  # fmt: skip
+    parser.add_argument("-c", "--concurrency", "--max-concurrency", type=int,
+                        help="requests in flight (at most)")  # fmt: skip
     parser.add_argument(
         "--request-rate",
         type=float,
@@ -46,7 +48,8 @@ def add_parser(commands: Any) -> None:
         default="poisson",
         help="how arrivals are spaced at a request rate (default poisson)",
     )
-    parser.add_argument("-n", "--num-requests", type=int, help="requests to send (default 100)")
+    parser.add_argument("-n", "--num-requests", "--num-prompts", type=int,
+                        help="requests to send (default 100)")  # fmt: skip
     parser.add_argument("--duration", type=float, help="send for this many seconds instead")
     parser.add_argument("--warmup", type=int, default=0, help="requests sent first, not counted")
     parser.add_argument(
@@ -65,8 +68,14 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--goodput", metavar="SLOS", help="SLOs in ms, e.g. ttft:200,tpot:50")
-    parser.add_argument("--percentiles", default="50,90,95,99", help="percentiles to report")
+    parser.add_argument("--percentiles", "--metric-percentiles", default="50,90,95,99",
+                        help="percentiles to report (default 50,90,95,99)")  # fmt: skip
     parser.add_argument("--save-result", metavar="PATH", help="write the JSON result here")
+    parser.add_argument(
+        "--save-detailed",
+        action="store_true",
+        help="add vLLM's per-request lists (ttfts, itls, ...) to the JSON result",
+    )
     parser.add_argument(
         "--save-records", metavar="PATH", help="write the per-request records here (JSON lines)"
     )
@@ -98,6 +107,20 @@ def _progress_line(progress: Any, total: int | None) -> str:
     )
 
 
+def _endpoint(url: str, endpoint: str) -> tuple[Any, str]:
+    """The stream kind and URL for ``--endpoint``: a kind, or a path (vLLM's style)."""
+    if endpoint in ("chat", "completions"):
+        return endpoint, url
+    if not endpoint.startswith("/"):
+        raise Failure(f"--endpoint: expected chat, completions or a path, not {endpoint!r}", 2)
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    full = urlunsplit((parts.scheme, parts.netloc, endpoint, "", ""))
+    kind = "chat" if endpoint.rstrip("/").endswith("chat/completions") else "completions"
+    return kind, full
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -105,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         LoadConfig,
         LoadProgress,
         MissingExtraError,
+        detailed_fields,
         format_summary,
         parse_percentiles,
         parse_slos,
@@ -123,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         percentiles = parse_percentiles(args.percentiles)
     except ValueError as exc:
         raise Failure(str(exc), 2) from None
+    kind, url = _endpoint(args.url, args.endpoint)
+    args.url = url
     if args.concurrency is None and math.isinf(args.request_rate):
         raise Failure("give --concurrency, --request-rate, or both", 2)
     prompts = None
@@ -136,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     config = LoadConfig(
         url=args.url,
         model=args.model,
-        endpoint=args.endpoint,
+        endpoint=kind,
         concurrency=args.concurrency,
         request_rate=args.request_rate,
         arrival=args.arrival,
@@ -194,7 +220,10 @@ def run(args: argparse.Namespace) -> int:
         "client": outcome.client,
     }
     if args.save_result:
-        write_result(result_json(summary, **metadata), args.save_result)
+        result = result_json(summary, **metadata)
+        if args.save_detailed:
+            result.update(detailed_fields(outcome.records))
+        write_result(result, args.save_result)
     if args.save_records:
         write_records(outcome.records, args.save_records)
     if args.csv:

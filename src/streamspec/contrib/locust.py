@@ -34,7 +34,8 @@ under the same names with types ``TTFT`` (one entry per request that got a
 token), ``TPOT`` (one per complete request with two tokens or more) and
 ``ITL`` (one entry per gap between token chunks, so its percentiles describe
 single gaps). Workers send them to the master with their regular reports; the
-master (or a local run) prints their table when the run ends.
+master (or a local run) prints their table (:func:`format_stream_stats`) when
+the run ends.
 
 **Per-request records** (:class:`streamspec.load.RequestRecord`, JSON lines)
 are appended to ``records_path`` when it is set (class attribute, or the
@@ -71,13 +72,13 @@ from typing import IO, Any, ClassVar
 from locust import FastHttpUser, events, task
 from locust.contrib.fasthttp import ResponseContextManager
 from locust.env import Environment
-from locust.stats import RequestStats, StatsEntry, print_percentile_stats, print_stats
+from locust.stats import RequestStats, StatsEntry
 
 from ..errors import Error
 from ..load.records import record_from_meter, write_records
 from ..metrics import StreamMeter, StreamMetrics
 
-__all__ = ["ChatCompletionUser", "stream_stats"]
+__all__ = ["ChatCompletionUser", "format_stream_stats", "stream_stats"]
 
 _REPORT_KEY = "streamspec_stats"
 
@@ -125,8 +126,7 @@ def _print_stream_stats(environment: Environment, **kwargs: Any) -> None:
         return
     stats = stream_stats(environment)
     if stats.entries:
-        print_stats(stats, current=False)
-        print_percentile_stats(stats)
+        print(format_stream_stats(stats))
 
 
 _hooks: Any = events  # Locust's event hooks carry no annotations
@@ -134,6 +134,20 @@ _hooks.report_to_master.add_listener(_send_stream_stats)
 _hooks.worker_report.add_listener(_merge_stream_stats)
 _hooks.init.add_listener(_remember)
 _hooks.quitting.add_listener(_print_stream_stats)
+
+
+def format_stream_stats(stats: RequestStats) -> str:
+    """The TTFT, TPOT and ITL statistics as a table (ms; one row per type and name)."""
+    head = f"{'Type':<6} {'Name':<32} {'# entries':>10} {'mean':>9} {'min':>9}"
+    head += "".join(f" {label:>9}" for label in ("p50", "p90", "p99", "max"))
+    lines = ["streamspec stream statistics (ms)", head]
+    for entry in sorted(stats.entries.values(), key=lambda e: (e.name, e.method)):
+        values = [entry.avg_response_time, entry.min_response_time or 0.0]
+        values += [entry.get_response_time_percentile(q) for q in (0.5, 0.9, 0.99)]
+        values.append(entry.max_response_time)
+        row = f"{entry.method:<6} {entry.name[:32]:<32} {entry.num_requests:>10}"
+        lines.append(row + "".join(f" {value:>9.1f}" for value in values))
+    return "\n".join(lines)
 
 
 class _Records:

@@ -22,7 +22,7 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -273,6 +273,9 @@ class Gateway:
         settings = self.settings
         try:
             body = await _read_body(request, settings.max_body_size)
+        except ClientDisconnect:
+            exchange.fail("client_disconnected", "client_disconnected", "the client disconnected")
+            return Response(status_code=499)  # never seen: the client is gone
         except _BodyTooLarge:
             message = f"the request body exceeds {settings.max_body_size} bytes"
             exchange.fail("error", "body_too_large", message)

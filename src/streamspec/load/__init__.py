@@ -18,7 +18,7 @@ from .._extras import MissingExtraError
 from .generator import LoadConfig, LoadProgress, LoadRun, run, run_load
 from .plots import plot_records
 from .records import RequestRecord, read_records, record_from_meter, write_records
-from .report import format_summary, result_json, write_csv, write_result
+from .report import detailed_fields, format_summary, result_json, write_csv, write_result
 from .summary import DEFAULT_PERCENTILES, METRICS, parse_percentiles, parse_slos, summarize_records
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "LoadRun",
     "MissingExtraError",
     "RequestRecord",
+    "detailed_fields",
     "format_summary",
     "parse_percentiles",
     "parse_slos",

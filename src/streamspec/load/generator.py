@@ -32,6 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .._extras import require
 from ..errors import Error
@@ -144,10 +145,13 @@ class LoadRun:
 
 
 def endpoint_url(url: str, endpoint: StreamKind) -> str:
-    """The endpoint URL: ``url`` itself if it names one, else ``url`` + ``/chat/completions``."""
+    """The endpoint URL: ``url`` itself if it names one, else ``url`` + ``/chat/completions``
+    (or ``/completions``); a bare server address (no path) gets ``/v1`` first."""
     base = url.rstrip("/")
     if base.endswith(("/chat/completions", "/completions")):
         return base
+    if not urlsplit(base).path:
+        base += "/v1"
     return base + ("/chat/completions" if endpoint == "chat" else "/completions")
 
 

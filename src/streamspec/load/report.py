@@ -26,7 +26,7 @@ from typing import IO, Any
 from .records import RequestRecord
 from .summary import METRICS
 
-__all__ = ["format_summary", "result_json", "write_csv", "write_result"]
+__all__ = ["detailed_fields", "format_summary", "result_json", "write_csv", "write_result"]
 
 _TITLES = {
     "ttft": ("Time to First Token", "TTFT"),
@@ -92,6 +92,20 @@ def result_json(summary: Mapping[str, Any], **metadata: Any) -> dict[str, Any]:
     out.update({key: _finite(value) for key, value in metadata.items()})
     out.update({key: _finite(value) for key, value in summary.items()})
     return out
+
+
+def detailed_fields(records: Iterable[RequestRecord]) -> dict[str, list[Any]]:
+    """vLLM's per-request lists (``--save-detailed``), in record order: ``input_lens``,
+    ``output_lens``, ``ttfts`` and ``itls`` (seconds, as vLLM writes them; 0 and ``[]``
+    for a request without a token) and ``errors`` (``""`` for a complete request)."""
+    every = list(records)
+    return {
+        "input_lens": [record.input_tokens or 0 for record in every],
+        "output_lens": [record.output_tokens for record in every],
+        "ttfts": [(record.ttft_ms or 0.0) / 1000.0 for record in every],
+        "itls": [[gap / 1000.0 for gap in record.itl_ms] for record in every],
+        "errors": [record.error or "" if record.status != "complete" else "" for record in every],
+    }
 
 
 def write_result(result: Mapping[str, Any], path: str | Path) -> None:
