@@ -17,6 +17,12 @@ Checked, from the groups of ``test_bench_decode.py``:
 * streamspec's speed-up over each peer (``peers-64k``, ``peers-event``):
   the openai SDK with validation >= 12x, httpx-sse + json >= 5x, orjson
   dicts >= 2x; the others are printed without a target;
+* ``read shapes`` (with the accelerator), each row over its type's ceiling:
+  one event per read <= 1.15x, every event split across two reads <= 1.30x,
+  ``iter_chunks`` over one-event reads <= 1.20x, 64 KiB reads <= 1.25x, and
+  the slim type without ``error`` costing no more above its ceiling than the
+  full type (see ``READ_SHAPE_GATES``);
+* ``floods``: blank-line and comment floods at >= 50 MB/s;
 * and, when present, scaling (ns/event per stream), memory and gc figures.
 
 The decoder rows also show ``interleaved``: the same ratio measured by the
@@ -24,10 +30,15 @@ decoder benchmark itself in rounds alternating decoder and ceiling, which a
 change of load between two benchmarks cannot skew; when it disagrees with
 ``measured``, the machine was busy (it is printed, not gated).
 
-Only the two decoder/ceiling ratios gate: the exit status is 1 when one of
-them exceeds its target (or, where the target is known to be missed, the known
-level, see ``GATES``) by more than ``--tolerance`` (default 20%), 2 when they
-are missing from the report. Everything else is printed, and flagged
+The two decoder/ceiling ratios, the gated read-shape rows and the floods gate:
+the exit status is 1 when one of them exceeds its target (or, where the
+target is known to be missed, the known level, see ``GATES``) by more than
+``--tolerance`` (default 20%), 2 when they are missing from the report. When
+the report holds the pure-Python groups of ``test_bench_pure.py``
+(``pure-*``), they gate the same way (``PURE_GATES``): each read shape against
+the ceiling, a 100-byte read of a large event against a one-event read (no
+re-scan), and each pure-Python flood's time per byte against the ceiling's
+(``FLOOD_FLOOR``). Everything else is printed, and flagged
 with ``!`` when it misses its target.
 """
 
@@ -54,6 +65,33 @@ table keeps reporting the miss. With the accelerator every target holds, so
 none is set.
 """
 
+PURE_GATES = (
+    ("pure Python / ceiling, one event per read", "pure-event", "streamspec-python", "ceiling",
+     1.6, 2.05),
+    ("pure Python / ceiling, two events per read", "pure-two", "streamspec-python", "ceiling",
+     2.0, 2.7),
+    ("pure Python / ceiling, every event split in two", "pure-split", "streamspec-python",
+     "ceiling", 2.5, 3.4),
+    ("pure Python / ceiling, every event split in three", "pure-split3", "streamspec-python",
+     "ceiling", 3.5, 4.2),
+    ("pure Python / ceiling, 64 KiB reads", "pure-64k", "streamspec-python", "ceiling", 1.6,
+     1.95),
+)  # fmt: skip
+"""The pure-Python hot path (``test_bench_pure.py``), gated like ``GATES`` when in the report.
+
+The known levels are what this implementation measures on a 2-core machine
+with other jobs beside it: one Python call, a few C-level byte operations and
+the list a read returns cost about as much as msgspec's own decoding of a chunk.
+"""
+
+FLOOD_FLOOR = 16.0
+"""A flood's time per byte may be at most this many times msgspec's time per byte of chunk
+payloads in the same run: about 50 MB/s where msgspec decodes 800 MB/s."""
+
+SMALL_READ_CEILING = 1.0
+"""A 100-byte read of a 16 KiB event may cost at most what a one-event read of the usual
+stream costs: a decoder that re-scanned its tail would pay for the whole event each time."""
+
 INFO_RATIOS = (
     ("full / lean chunk type (msgspec alone)", "hot-path-64k", "ceiling", "lean", 1.15),
     ("slim decoder / slim ceiling, 64 KiB reads", "hot-path-64k", "streamspec-slim",
@@ -62,6 +100,31 @@ INFO_RATIOS = (
      "ceiling-slim", None),
 )  # fmt: skip
 """Printed and flagged, lower is better, never gating."""
+
+READ_SHAPE_GATES = (
+    ("C, one event per read", "event", "ceiling-full", 1.15, 1.30),
+    ("C, every event split across two reads", "halves", "ceiling-full", 1.30, 1.55),
+    ("C, iter_chunks over one-event reads", "iter-event", "ceiling-full", 1.20, None),
+    ("C, 64 KiB reads", "64k", "ceiling-full", 1.25, None),
+    ("C, slim type, one event per read", "slim-event", "ceiling-slim", None, None),
+    ("C, slim type without error, one event per read", "slim-noerror-event",
+     "ceiling-slim-noerror", None, None),
+)  # fmt: skip
+"""Group ``read shapes`` with the accelerator: (label, impl, its ceiling, target, known level).
+
+Gating like ``GATES`` when a target is set (the known level, where the target
+is missed today, is what the gate guards against regressions). The rows are
+skipped when the report was made on the pure-Python fast paths.
+"""
+
+SLIM_OVERHEAD_TARGET = 1.0
+"""The slim type without ``error``: its time above its own ceiling over the full
+type's time above the full ceiling (one event per read); gating."""
+
+SLIM_OVERHEAD_KNOWN = 1.25
+
+FLOOD_MIN_MB_S = 50.0
+"""Blank-line and comment floods (group ``floods``): the least MB/s; gating."""
 
 SPEEDUP_TARGETS = {
     "openai-construct": None,
@@ -165,6 +228,8 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
         ("ratio", "measured", "interleaved", "target", "fails above", "status"),
         rows,
     )
+    status = max(status, _check_pure(report, tolerance))
+    status = max(status, _check_read_shapes(report, tolerance))
 
     rows = []
     for peer, minimum in SPEEDUP_TARGETS.items():
@@ -199,6 +264,155 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
         print("FAIL: a decoder/ceiling ratio exceeds its target by more than the tolerance")
     else:
         print("ok: the decoder/ceiling ratios are within tolerance")
+    return status
+
+
+def _check_pure(report: Report, tolerance: float) -> int:
+    """The pure-Python rows, when the report has them: read shapes, small reads, floods."""
+    if not any(group.startswith("pure-") for group, _ in report.index):
+        return 0
+    status = 0
+    rows: list[tuple[str, ...]] = []
+    for label, group, num, den, target, known in PURE_GATES:
+        value = report.ratio(group, num, den)
+        limit = max(target, known or target) * (1 + tolerance)
+        if value is None:
+            verdict, status = "MISSING", max(status, 2)
+        elif value > limit:
+            verdict, status = "FAIL", max(status, 1)
+        elif value > target and known is not None:
+            verdict = f"! misses target (known level {known:.2f}x)"
+        elif value > target:
+            verdict = "over target, within tolerance"
+        else:
+            verdict = "ok"
+        paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling"))
+        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+
+    def per_read(group: str, impl: str) -> float | None:
+        time, reads = report.time(group, impl), report.info(group, impl, "reads")
+        return None if time is None or not reads else time / reads
+
+    small = per_read("pure-large", "streamspec-python-100B")
+    usual = per_read("pure-event", "streamspec-python")
+    value = None if small is None or usual is None else small / usual
+    limit = SMALL_READ_CEILING * (1 + tolerance)
+    if value is None:
+        verdict, status = "MISSING", max(status, 2)
+    else:
+        verdict = "ok" if value <= SMALL_READ_CEILING else "FAIL" if value > limit else "over"
+        status = max(status, 1 if value > limit else 0)
+    rows.append(
+        (
+            "100-byte read of a 16 KiB event / one-event read",
+            _fmt(value),
+            "-",
+            f"<= {SMALL_READ_CEILING:.2f}x",
+            f"{limit:.2f}x",
+            verdict,
+        )
+    )
+    ceiling = report.index.get(("pure-64k", "ceiling"))
+    floods = sorted(impl for group, impl in report.index if group == "pure-floods")
+    if ceiling is not None:
+        per_byte = report.time("pure-64k", "ceiling") or 0.0
+        per_byte /= ceiling["extra_info"]["bytes"]
+        for impl in floods:
+            bench = report.index[("pure-floods", impl)]
+            flood_per_byte = report.time("pure-floods", impl) or 0.0
+            flood_per_byte /= bench["extra_info"]["bytes"]
+            ratio = flood_per_byte / per_byte if per_byte else None
+            mb = bench["extra_info"].get("mb_per_s")
+            over = ratio is not None and ratio > FLOOD_FLOOR * (1 + tolerance)
+            status = max(status, 1 if over else 0)
+            rows.append(
+                (
+                    f"flood {impl}: time per byte / ceiling's ({mb} MB/s)",
+                    _fmt(ratio),
+                    "-",
+                    f"<= {FLOOD_FLOOR:.0f}x",
+                    f"{FLOOD_FLOOR * (1 + tolerance):.1f}x",
+                    "FAIL" if over else "ok",
+                )
+            )
+    _print_table(
+        "Pure-Python hot path (same run; fails above target + tolerance, or the known level)",
+        ("ratio", "measured", "interleaved", "target", "fails above", "status"),
+        rows,
+    )
+
+
+def _verdict(value: float, target: float, known: float | None, limit: float) -> tuple[str, int]:
+    if value > limit:
+        return "FAIL", 1
+    if value > target and known is not None:
+        return f"! misses target (known level {known:.2f}x)", 0
+    if value > target:
+        return "over target, within tolerance", 0
+    return "ok", 0
+
+
+def _check_read_shapes(report: Report, tolerance: float) -> int:
+    """The ``read shapes`` and ``floods`` groups, when the report has them; the exit status."""
+    group = "read shapes"
+    implementation = report.info(group, "ceiling-full", "implementation")
+    if implementation is None:
+        return 0
+    if implementation != "c":
+        print(f"read shapes: measured on the {implementation} fast paths; C rows not checked\n")
+        return 0
+    status = 0
+    rows: list[tuple[str, ...]] = []
+    for label, impl, den, target, known in READ_SHAPE_GATES:
+        value = report.ratio(group, impl, den)
+        paired = _fmt(report.info(group, impl, "paired_ratio_to_ceiling"))
+        if target is None:
+            rows.append((label, _fmt(value), paired, "-", "-", "info"))
+            continue
+        limit = max(target, known or target) * (1 + tolerance)
+        if value is None:
+            verdict, code = "MISSING", 2
+        else:
+            verdict, code = _verdict(value, target, known, limit)
+        status = max(status, code)
+        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+    times = {impl: report.time(group, impl) for impl in
+             ("event", "ceiling-full", "slim-noerror-event", "ceiling-slim-noerror")}  # fmt: skip
+    if all(times.values()):
+        full = times["event"] - times["ceiling-full"]  # type: ignore[operator]
+        slim = times["slim-noerror-event"] - times["ceiling-slim-noerror"]  # type: ignore[operator]
+        value = slim / full if full > 0 else None
+        limit = max(SLIM_OVERHEAD_TARGET, SLIM_OVERHEAD_KNOWN) * (1 + tolerance)
+        if value is None:
+            verdict, code = "MISSING", 2
+        else:
+            verdict, code = _verdict(value, SLIM_OVERHEAD_TARGET, SLIM_OVERHEAD_KNOWN, limit)
+        status = max(status, code)
+        rows.append(
+            (
+                "slim without error: overhead above its ceiling / the full type's",
+                _fmt(value),
+                "-",
+                f"<= {SLIM_OVERHEAD_TARGET:.2f}x",
+                f"{limit:.2f}x",
+                verdict,
+            )
+        )
+    _print_table(
+        f"Read shapes, C accelerator ({report.stat} times; fails above target + {tolerance:.0%})",
+        ("ratio to the ceiling", "measured", "interleaved", "target", "fails above", "status"),
+        rows,
+    )
+    floods = [(key[1], bench) for key, bench in report.index.items() if key[0] == "floods"]
+    if floods:
+        rows = []
+        for impl, bench in sorted(floods, key=lambda item: item[0]):
+            speed = bench["extra_info"].get("bytes", 0) / float(bench["stats"][report.stat]) / 1e6
+            ok = speed >= FLOOD_MIN_MB_S
+            status = max(status, 0 if ok else 1)
+            rows.append((impl, f"{speed:,.0f} MB/s", f">= {FLOOD_MIN_MB_S:.0f} MB/s",
+                         "ok" if ok else "FAIL"))  # fmt: skip
+        _print_table("Floods, 64 KiB reads", ("flood", "speed", "target", "status"), rows)
     return status
 
 

@@ -10,6 +10,12 @@ Groups (``--benchmark-group-by=group``, the default):
 * ``peers-64k`` / ``peers-event``: the same stream and reads through the openai
   SDK (default and validating paths), httpx-sse + ``json``, orjson dicts and
   pydantic, with streamspec again for a same-group comparison.
+* ``read shapes``: ``synthetic_stream(2000)`` one event per read, every event
+  split across two reads, 64 KiB reads, ``iter_chunks`` over one-event reads, a
+  slim projection with and one without ``error``; each type's ceiling in the
+  same group.
+* ``floods``: 4 MiB of blank lines, ``: keep-alive`` comments or ``:ping``
+  lines between two events, in 64 KiB reads (``mb_per_s`` in ``extra_info``).
 * ``scaling``: streamspec and the ceiling on 100, 2,000 and 20,000 tokens, and
   tool-call, logprobs and n=4 streams: ns/event should stay flat.
 * ``memory``: bytes retained per chunk, peak memory while streaming with the
@@ -28,21 +34,30 @@ from __future__ import annotations
 import gc
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import msgspec
 import pytest
 
 from streams import (
     READ_64K,
     READ_EVENT,
     LeanChunk,
+    SlimChoice,  # type: ignore[attr-defined]
     SlimChunk,
     Workload,
+    cut_reads,
     reads_label,
     workload,
 )
-from streamspec import ChunkDecoder
+from streamspec import (
+    ChunkDecoder,
+    CompletionUsage,
+    CreateChatCompletionStreamResponse,
+    iter_chunks,
+)
+from streamspec._fastpath import IMPLEMENTATION
 from streamspec._peers import PEERS, StreamFn, ceiling, streamspec_decoder
 
 READ_SIZES = pytest.mark.parametrize("read_size", [READ_64K, READ_EVENT], ids=reads_label)
@@ -187,6 +202,131 @@ def test_hot_path_lean(benchmark: Any, read_size: int) -> None:
         role="lean",
         type="lean",
     )
+
+
+# -- read shapes -------------------------------------------------------------------------------
+#
+# How live sockets deliver a stream: one event per read, or every event split
+# across two reads; through ChunkDecoder.feed() and through iter_chunks(). Each
+# row's ceiling (the same payloads pre-split, one reused msgspec decoder of the
+# same type) is in the same group and run.
+
+
+class SlimNoErrorChunk(msgspec.Struct, gc=False):
+    """The slim projection without ``error``: the decoder probes payloads for the key."""
+
+    id: str = ""
+    choices: list[SlimChoice] = msgspec.field(default_factory=list)
+    usage: CompletionUsage | None = None
+
+
+def halved(reads: list[bytes]) -> list[bytes]:
+    """Every read cut in two in its middle: each event arrives in two reads."""
+    out = []
+    for data in reads:
+        middle = len(data) // 2
+        out += [data[:middle], data[middle:]]
+    return out
+
+
+def iterated(type: Any = CreateChatCompletionStreamResponse) -> StreamFn:
+    def decode(reads: Iterable[bytes]) -> list[Any]:
+        return list(iter_chunks(reads, type))
+
+    return decode
+
+
+READ_SHAPES: dict[str, tuple[str, Callable[[], StreamFn], Callable[[Workload], list[bytes]]]] = {
+    # impl: (type, decoder factory, reads)
+    "event": ("full", streamspec_decoder, lambda wl: wl.reads(READ_EVENT)),
+    "halves": ("full", streamspec_decoder, lambda wl: halved(wl.reads(READ_EVENT))),
+    "iter-event": ("full", iterated, lambda wl: wl.reads(READ_EVENT)),
+    "64k": ("full", streamspec_decoder, lambda wl: wl.reads(READ_64K)),
+    "slim-event": ("slim", lambda: streamspec_decoder(SlimChunk), lambda wl: wl.reads(READ_EVENT)),
+    "slim-noerror-event": (
+        "slim-noerror",
+        lambda: streamspec_decoder(SlimNoErrorChunk),
+        lambda wl: wl.reads(READ_EVENT),
+    ),
+}
+SHAPE_TYPES = {"full": CreateChatCompletionStreamResponse, "slim": SlimChunk,
+               "slim-noerror": SlimNoErrorChunk}  # fmt: skip
+
+
+@pytest.mark.parametrize("impl", sorted(READ_SHAPES))
+def test_read_shape(benchmark: Any, impl: str) -> None:
+    """ChunkDecoder (or iter_chunks) over one read shape, against its type's ceiling."""
+    wl = workload()
+    kind, factory, cut = READ_SHAPES[impl]
+    reads = cut(wl)
+    run(
+        benchmark,
+        "read shapes",
+        wl,
+        factory(),
+        reads,
+        paired=ceiling(SHAPE_TYPES[kind]),
+        impl=impl,
+        role="decoder",
+        type=kind,
+        implementation=IMPLEMENTATION,
+        read_size=None,
+        reads=len(reads),
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPE_TYPES))
+def test_read_shape_ceiling(benchmark: Any, kind: str) -> None:
+    """msgspec alone on the pre-split payloads, one reused decoder of each row's type."""
+    wl = workload()
+    run(
+        benchmark,
+        "read shapes",
+        wl,
+        ceiling(SHAPE_TYPES[kind]),
+        wl.payloads,
+        impl=f"ceiling-{kind}",
+        role="ceiling",
+        type=kind,
+        implementation=IMPLEMENTATION,
+    )
+
+
+# -- floods ------------------------------------------------------------------------------------
+#
+# Blank lines and ": keep-alive" comments between events: the WHATWG algorithm
+# ignores them. 4 MiB of each, in 64 KiB reads, between two chunks.
+
+FLOOD_BYTES = 4 << 20
+FLOODS = {"blank-lines": b"\n", "keep-alive": b": keep-alive\n\n", "ping-comments": b":ping\n"}
+
+
+@pytest.mark.parametrize("flood", sorted(FLOODS))
+def test_flood(benchmark: Any, flood: str) -> None:
+    """MB/s through a ChunkDecoder of a stream that is almost all blank lines or comments."""
+    wl = workload()
+    events = wl.reads(READ_EVENT)
+    unit = FLOODS[flood]
+    body = unit * (FLOOD_BYTES // len(unit))
+    if not body.endswith(b"\n\n"):
+        body += b"\n"
+    data = events[0] + body + events[1]
+    reads = cut_reads(data, READ_64K)
+    decode = streamspec_decoder()
+    assert len(decode(reads)) == 2
+    benchmark.group = "floods"
+    benchmark(decode, reads)
+    stats = getattr(benchmark, "stats", None)
+    benchmark.extra_info.update(
+        impl=flood,
+        role="flood",
+        implementation=IMPLEMENTATION,
+        bytes=len(data),
+        read_size=READ_64K,
+        reads=len(reads),
+    )
+    if stats:
+        benchmark.extra_info["mb_per_s"] = round(len(data) / stats.stats.min / 1e6, 1)
 
 
 # -- peers -------------------------------------------------------------------------------------

@@ -79,6 +79,9 @@ class Outcome(NamedTuple):
     error: type[Error] | None
     done: bool
     errors: tuple[ErrorRecord, ...] = ()
+    counts: tuple[int, ...] = ()
+    """Decoder runs: ``events`` and ``bytes_consumed`` after the last read, then after
+    ``close()``; only ``events`` when the run stopped at an error."""
 
 
 def split_at(data: bytes, points: Iterable[int]) -> list[bytes]:
@@ -126,12 +129,20 @@ def run_decoder(
                     return False
                 data = b""  # go on with the bytes the decoder already holds
 
-    if all(feed(data) for data in reads) and close:
-        try:
-            items.extend(decoder.close())
-        except Error as exc:
-            record(exc)
-    return Outcome(items, errors[0].type if errors else None, decoder.done, tuple(errors))
+    counts: list[int] = []
+    if all(feed(data) for data in reads):
+        # Every byte was fed: where the decoder stands no longer depends on the reads.
+        counts += decoder.events, decoder.bytes_consumed
+        if close:
+            try:
+                items.extend(decoder.close())
+            except Error as exc:
+                record(exc)
+            counts += decoder.events, decoder.bytes_consumed
+    else:  # stopped at an error: how many bytes were fed by then depends on the reads
+        counts.append(decoder.events)
+    errors_seen = errors[0].type if errors else None
+    return Outcome(items, errors_seen, decoder.done, tuple(errors), tuple(counts))
 
 
 def run_parser(reads: Iterable[bytes], factory: Callable[[], Any] = SSEParser) -> Outcome:
@@ -152,7 +163,10 @@ def run_parser(reads: Iterable[bytes], factory: Callable[[], Any] = SSEParser) -
 
 
 def _describe(outcome: Outcome) -> str:
-    return f"{len(outcome.items)} items, errors={list(outcome.errors)!r}, done={outcome.done}"
+    return (
+        f"{len(outcome.items)} items, errors={list(outcome.errors)!r}, done={outcome.done},"
+        f" events/bytes_consumed={outcome.counts}"
+    )
 
 
 def assert_same(expected: Outcome, actual: Outcome, how: str) -> None:

@@ -2,13 +2,15 @@
  * Compiled fast paths of streamspec's ChunkDecoder (optional: decoder.py has
  * the same logic in Python and uses it when this module is not built).
  *
- * Both recognise only runs of data-only events,
+ * Both recognise only what needs no interpretation: runs of data-only events,
  *
  *     data:<payload>\n\n
  *
- * with no CR anywhere and no LF inside a payload; everything else is left to
- * the Python general path, which runs the WHATWG algorithm. The payload keeps
- * the optional space after "data:"; msgspec skips it as JSON whitespace.
+ * with no CR anywhere and no LF inside a payload. The decoding fast mode also
+ * passes over what the WHATWG algorithm ignores between and inside such
+ * events: blank lines and comment lines (": keep-alive"). Everything else is
+ * left to the Python general path, which runs the full algorithm. The payload
+ * keeps the optional space after "data:"; msgspec skips it as JSON whitespace.
  *
  * - DecoderCore: the base class of ChunkDecoder. In fast mode its feed()
  *   decodes any read without CR whose events are data-only (and the
@@ -18,51 +20,205 @@
  *   to the subclass's _continue(); a read it cannot start goes, with nothing
  *   changed, to _feed().
  * - split_events(data, start, head): cuts a buffer into payloads at C speed.
+ *
+ * Python code runs inside feed() (msgspec calls a chunk type's __post_init__,
+ * __bool__ of an `error` value, a metaclass's lookups), and it may do anything
+ * to the decoder. So feed() works on a snapshot: strong references to the
+ * decode callable and the tail, the tail's bytes copied before the first call
+ * into Python, the limits read once. Before it commits it checks that nothing
+ * changed; if something did, the Python path decides with the state as the
+ * hook left it. A feed() entered again from such a hook raises RuntimeError.
+ * A payload whose decoding fails in any way (msgspec, the type's own code)
+ * goes to the general path, which reports it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define HAVE_SSE2_PROBE 1
+#if defined(__x86_64__) && (defined(__clang__) || __GNUC__ >= 5)
+#include <immintrin.h>
+#define HAVE_AVX2_PROBE 1
+#endif
+#endif
 
 static PyObject *DecodeError = NULL;  /* msgspec.DecodeError */
 static PyObject *Unset = NULL;        /* msgspec.UNSET */
 static PyObject *str_error = NULL;    /* "error" */
 static PyObject *str_feed = NULL;     /* "_feed" */
 static PyObject *str_continue = NULL; /* "_continue" */
+static PyObject *str_feed_public = NULL; /* "feed" */
+static PyObject *str_done = NULL;        /* "done" */
 
-/* memmem is a GNU extension: a small portable search for the '"error"' probe. */
-static int
-contains(const char *haystack, Py_ssize_t n, const char *needle, Py_ssize_t m)
+static const char ERROR_KEY[] = "\"error\"";
+#define ERROR_KEY_LEN 7
+
+/* Whether p[0:n] holds '"error"'. Candidates are found by its rare pair "rr"
+ * (offsets 2 and 3), sixteen positions at a time where SSE2 is available. */
+#ifdef HAVE_AVX2_PROBE
+/* The same probe 32 positions at a time, for CPUs with AVX2 (checked at import). */
+__attribute__((target("avx2"))) static int
+has_error_key_avx2(const char *p, Py_ssize_t n)
 {
-    const char *end = haystack + n - m;
-    const char *p = haystack;
-    while (p <= end) {
-        p = memchr(p, needle[0], (size_t)(end - p + 1));
-        if (p == NULL) {
+    const __m256i r = _mm256_set1_epi8('r');
+    Py_ssize_t i = 0;
+    for (;;) { /* n >= 38: each step reads p[i+2 .. i+34] and checks up to p[i+37] */
+        if (i + 38 > n) {
+            i = n - 38;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 3));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(a, r), _mm256_cmpeq_epi8(b, r)));
+        while (mask != 0) {
+            int k = __builtin_ctz(mask);
+            if (memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0) {
+                return 1;
+            }
+            mask &= mask - 1;
+        }
+        if (i + 38 >= n) {
             return 0;
         }
-        if (memcmp(p, needle, (size_t)m) == 0) {
+        i += 32;
+    }
+}
+
+static int use_avx2 = 0;
+#endif
+
+static int
+has_error_key(const char *p, Py_ssize_t n)
+{
+#ifdef HAVE_AVX2_PROBE
+    if (use_avx2 && n >= 38) {
+        return has_error_key_avx2(p, n);
+    }
+#endif
+    Py_ssize_t i = 0;
+#ifdef HAVE_SSE2_PROBE
+    if (n >= 22) {
+        const __m128i r = _mm_set1_epi8('r');
+        /* Each step loads p[i+2 .. i+18] and checks candidates up to p[i+21]; the
+         * last step is moved back to end at n, overlapping the one before it. */
+        for (;;) {
+            if (i + 22 > n) {
+                i = n - 22;
+            }
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 2));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 3));
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_and_si128(_mm_cmpeq_epi8(a, r), _mm_cmpeq_epi8(b, r)));
+            while (mask != 0) {
+                int k = __builtin_ctz(mask);
+                if (memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0) {
+                    return 1;
+                }
+                mask &= mask - 1;
+            }
+            if (i + 22 >= n) {
+                return 0;
+            }
+            i += 16;
+        }
+    }
+#endif
+    for (; i + ERROR_KEY_LEN <= n; i++) {
+        if (p[i + 2] == 'r' && p[i + 3] == 'r' && memcmp(p + i, ERROR_KEY, ERROR_KEY_LEN) == 0) {
             return 1;
         }
-        p++;
     }
     return 0;
 }
 
 typedef struct {
     PyObject_HEAD
+    PyObject *owner;   /* the bytes object the payload lies in, or NULL */
+    const char *buf;
+    Py_ssize_t len;
+    Py_ssize_t exports;
+} ViewObject;
+
+static int
+View_getbuffer(ViewObject *self, Py_buffer *view, int flags)
+{
+    if (self->owner == NULL) {
+        PyErr_SetString(PyExc_BufferError, "the payload view is not in use");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, (void *)self->buf, self->len, 1, flags) < 0) {
+        return -1;
+    }
+    self->exports++;
+    return 0;
+}
+
+static void
+View_releasebuffer(ViewObject *self, Py_buffer *view)
+{
+    self->exports--;
+}
+
+static void
+View_dealloc(ViewObject *self)
+{
+    Py_XDECREF(self->owner);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs View_as_buffer = {
+    .bf_getbuffer = (getbufferproc)View_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)View_releasebuffer,
+};
+
+static PyTypeObject ViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamspec._speedups.PayloadView",
+    .tp_basicsize = sizeof(ViewObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A payload inside a read, as msgspec decodes it.",
+    .tp_dealloc = (destructor)View_dealloc,
+    .tp_as_buffer = &View_as_buffer,
+};
+
+typedef struct {
+    PyObject_HEAD
     PyObject *decode;          /* msgspec Decoder.decode, bound */
-    PyObject *error_of;        /* chunk -> truthy when it carries an error */
-    PyObject *tail;            /* bytearray: the unfinished event (fast mode) */
+    PyObject *error_of;        /* chunk -> truthy when it carries an error (Python path) */
+    PyObject *tail;            /* exact bytearray: the unfinished event (fast mode) */
     Py_ssize_t shortcut_limit; /* >= 0: fast mode on; -1: off (the Python twin also
-                                  * uses it as the largest one-event read) */
+                                * uses it as the largest one-event read) */
     Py_ssize_t max_event_size;
     long long consumed;        /* stream offset where the unfinished event starts */
     long long events;          /* data events seen */
     char has_error_field;      /* the chunk type declares `error` */
-    PyObject *error_owner;     /* the chunk type whose `error` slot offset is cached */
-    Py_ssize_t error_offset;   /* that offset, read directly instead of getattr */
+    char busy;                 /* inside feed() */
+    PyObject *error_owner;     /* the chunk type whose `error` lookup is cached */
+    unsigned int error_tag;    /* that type's version tag when it was cached */
+    Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
+    ViewObject *view;          /* the payload view, reused (or NULL) */
+    char fast;                 /* the last feed() was decided here, without the Python path */
+    PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
+    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
+    long long metered_chars;   /* code points of the metered token chunks */
+    long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
+    char meter_done;           /* `done` was found set (by a metered feed(), or before) */
 } CoreObject;
+
+/* What feed() read from the decoder before its first call into Python. */
+typedef struct {
+    PyObject *decode;     /* strong */
+    PyObject *tail;       /* strong */
+    Py_ssize_t tn;        /* the tail's size */
+    Py_ssize_t shortcut_limit;
+    Py_ssize_t max;
+    long long consumed;
+    long long events;
+    char has_error_field;
+    char ran_python;      /* a call into Python was made (the state may have changed) */
+} Snapshot;
 
 static int
 Core_traverse(CoreObject *self, visitproc visit, void *arg)
@@ -71,6 +227,8 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
     Py_VISIT(self->error_owner);
+    Py_VISIT(self->meter_tokens);
+    Py_VISIT(self->meter_others);
     return 0;
 }
 
@@ -81,6 +239,9 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->error_of);
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
+    Py_CLEAR(self->view);
+    Py_CLEAR(self->meter_tokens);
+    Py_CLEAR(self->meter_others);
     return 0;
 }
 
@@ -103,31 +264,66 @@ Core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-/* Whether the chunk's `error` field is set (truthy): 1, 0, or -1 on error.
- * msgspec stores Struct fields in slots behind member descriptors; the slot's
- * offset is looked up once per chunk type and read directly after that. */
+/* The version tag of a type, 0 when it has none (its attributes may change
+ * unnoticed): a cached lookup on the type is valid while the tag is the same. */
+static unsigned int
+version_tag(PyTypeObject *type)
+{
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+    if (!PyType_HasFeature(type, Py_TPFLAGS_VALID_VERSION_TAG)) {
+        return 0;
+    }
+#endif
+    return type->tp_version_tag;
+}
+
+/* The offset of the object slot behind `type.error` when reading it directly
+ * is exactly what getattr would do, else -1. The descriptor must be a member
+ * descriptor of an object slot, owned by `type` or one of its bases, lying
+ * inside that owner's instances, with no custom attribute lookup in the way. */
+static Py_ssize_t
+member_slot(PyTypeObject *type, PyObject *name)
+{
+    if (type->tp_getattro != PyObject_GenericGetAttr) {
+        return -1;
+    }
+    PyObject *descr = _PyType_Lookup(type, name); /* borrowed; runs no Python code */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        return -1;
+    }
+    PyMemberDescrObject *member = (PyMemberDescrObject *)descr;
+    PyMemberDef *def = member->d_member;
+    PyTypeObject *owner = member->d_common.d_type;
+    if (def == NULL || owner == NULL || (def->type != T_OBJECT_EX && def->type != T_OBJECT)) {
+        return -1;
+    }
+#ifdef Py_RELATIVE_OFFSET
+    if (def->flags & Py_RELATIVE_OFFSET) {
+        return -1;
+    }
+#endif
+    if (!PyType_IsSubtype(type, owner) || def->offset < (Py_ssize_t)sizeof(PyObject) ||
+        def->offset > owner->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
+        return -1;
+    }
+    return def->offset;
+}
+
+/* Whether the chunk's `error` field is set (truthy): 1, 0, or -1 with an
+ * exception set. msgspec stores Struct fields in slots behind member
+ * descriptors; the validated slot offset is cached per chunk type (and type
+ * version) and read directly after that. */
 static int
 carries_error(CoreObject *self, PyObject *chunk)
 {
-    PyObject *type = (PyObject *)Py_TYPE(chunk);
-    if (type != self->error_owner) {
-        Py_CLEAR(self->error_owner);
-        self->error_offset = -1;
-        PyObject *descr = PyObject_GetAttr(type, str_error);
-        if (descr == NULL) {
-            PyErr_Clear();
-        }
-        else {
-            if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-                PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-                if (member->type == T_OBJECT_EX || member->type == T_OBJECT) {
-                    self->error_offset = member->offset;
-                }
-            }
-            Py_DECREF(descr);
-        }
+    PyTypeObject *type = Py_TYPE(chunk);
+    unsigned int tag = version_tag(type);
+    if ((PyObject *)type != self->error_owner || tag == 0 || tag != self->error_tag) {
+        Py_ssize_t offset = member_slot(type, str_error);
         Py_INCREF(type);
-        self->error_owner = type;
+        Py_XSETREF(self->error_owner, (PyObject *)type);
+        self->error_offset = offset;
+        self->error_tag = version_tag(type); /* the lookup may have assigned one */
     }
     PyObject *value;
     if (self->error_offset >= 0) {
@@ -135,36 +331,79 @@ carries_error(CoreObject *self, PyObject *chunk)
         if (value == NULL || value == Py_None || value == Unset) {
             return 0;
         }
-        return PyObject_IsTrue(value);
+        Py_INCREF(value); /* __bool__ may clear the slot */
     }
-    value = PyObject_GetAttr(chunk, str_error);
-    if (value == NULL) {
-        return -1;
+    else {
+        value = PyObject_GetAttr(chunk, str_error);
+        if (value == NULL) {
+            return -1;
+        }
     }
     int truth = PyObject_IsTrue(value);
     Py_DECREF(value);
     return truth;
 }
 
+/* After a call into Python failed (msgspec, the chunk type's own code, the
+ * truth test of its `error`): 0, with the exception cleared, when the general
+ * path should take the payload and say what it is (it reports an Exception of
+ * decoding as a malformed event, deep nesting included); -1 to let the
+ * exception through with nothing committed (KeyboardInterrupt, SystemExit:
+ * they are not about the payload). */
+static int
+hand_over_failure(void)
+{
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        return 0;
+    }
+    return -1;
+}
+
 /* Decodes one payload; returns a new reference to the chunk, or NULL with no
  * exception set when the general path must decide (a payload that fails to
- * decode, or a chunk that carries an error), or NULL with an exception set. */
+ * decode, a chunk that carries an error, an exception of Python code), or
+ * NULL with an exception set (KeyboardInterrupt, a failed allocation). */
 static PyObject *
-decode_payload(CoreObject *self, PyObject *payload)
+decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
+               Py_ssize_t pn)
 {
-    PyObject *chunk = PyObject_CallOneArg(self->decode, payload);
-    if (chunk == NULL) {
-        if (PyErr_ExceptionMatches(DecodeError) ||
-            PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-            PyErr_Clear(); /* [DONE], an error payload or bad data */
+    ViewObject *view = self->view;
+    if (view == NULL) {
+        view = PyObject_New(ViewObject, &ViewType);
+        if (view == NULL) {
+            return NULL;
         }
+        view->owner = NULL;
+        view->exports = 0;
+        self->view = view;
+    }
+    snap->ran_python = 1;
+    Py_INCREF(view); /* self->view may be replaced while msgspec reads it */
+    Py_INCREF(owner);
+    view->owner = owner;
+    view->buf = p;
+    view->len = pn;
+    PyObject *chunk = PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
+        Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
+    }
+    else if (self->view == view) {
+        Py_CLEAR(self->view); /* kept: it keeps its owner, the next payload gets a new one */
+    }
+    Py_DECREF(view);
+    if (chunk == NULL) {
+        hand_over_failure(); /* [DONE], an error payload, bad data, deep nesting... */
         return NULL;
     }
-    if (self->has_error_field) {
+    if (snap->has_error_field) {
         int truth = carries_error(self, chunk);
         if (truth != 0) {
             Py_DECREF(chunk);
-            return NULL; /* an error chunk (or a failed truth test) */
+            if (truth < 0) {
+                hand_over_failure();
+            }
+            return NULL; /* an error chunk, or a failed test: the general path says */
         }
     }
     return chunk;
@@ -191,22 +430,6 @@ blank_line_end(const char *s, Py_ssize_t n, int tail_ends_with_lf)
     return -1;
 }
 
-/* Sets the tail to s[0:n] without its leading LFs (blank lines between events
- * are no-ops); returns how many were dropped, or -1 on a Python error. */
-static Py_ssize_t
-set_tail(CoreObject *self, const char *s, Py_ssize_t n)
-{
-    Py_ssize_t skipped = 0;
-    while (skipped < n && s[skipped] == '\n') {
-        skipped++;
-    }
-    if (PyByteArray_Resize(self->tail, n - skipped) < 0) {
-        return -1;
-    }
-    memcpy(PyByteArray_AS_STRING(self->tail), s + skipped, (size_t)(n - skipped));
-    return skipped;
-}
-
 /* An event's size as the SSE parser counts it: a final line ending excluded. */
 static Py_ssize_t
 event_size(const char *s, Py_ssize_t n)
@@ -214,16 +437,23 @@ event_size(const char *s, Py_ssize_t n)
     return n > 0 && s[n - 1] == '\n' ? n - 1 : n;
 }
 
-/* Frames the consecutive data-only events of s[pos:n] and sets *stop to where
- * the framed events end. With self NULL it appends each payload to `out`;
- * otherwise it decodes each payload while it is still in cache and appends the
- * chunk, stopping before [DONE], an oversized event, or a payload that fails
- * to decode or carries an error. Returns 1 when it reached the events still
- * arriving, 0 when it stopped before an event the general path must handle
- * (also any line that is not a data-only event's), -1 on a Python error. */
+/* Whether an unfinished block may wait in the tail: it starts like a data
+ * line or a comment. Anything else (a whole-body JSON document, a BOM, a
+ * field the fast mode never takes) goes to the general path at once. */
 static int
-frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out,
-      Py_ssize_t *stop)
+tail_may_start(const char *s, Py_ssize_t n)
+{
+    if (n == 0 || s[0] == ':') {
+        return 1;
+    }
+    return memcmp(s, "data:", (size_t)(n < 5 ? n : 5)) == 0;
+}
+
+/* split_events' framing: appends the payload of each consecutive data-only
+ * event of s[pos:n] to `out` and sets *stop to where they end. Returns 1 when
+ * it reached an event still arriving, 0 at any other line, -1 on error. */
+static int
+frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ssize_t *stop)
 {
     *stop = pos;
     while (pos < n) {
@@ -238,37 +468,155 @@ frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *o
         if (s[end + 1] != '\n' || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
             return 0; /* not a data-only event */
         }
-        const char *p = s + pos + 5;
-        Py_ssize_t pn = end - pos - 5;
-        PyObject *item = PyBytes_FromStringAndSize(p, pn);
+        PyObject *item = PyBytes_FromStringAndSize(s + pos + 5, end - pos - 5);
         if (item == NULL) {
             return -1;
         }
-        if (self != NULL) {
-            Py_ssize_t j = 0;
-            while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
-                j++;
-            }
-            if (end - pos > self->max_event_size || (j < pn && p[j] == '[')) {
-                Py_DECREF(item);
-                return 0; /* an oversized event, or [DONE] (or an array) */
-            }
-            PyObject *chunk = decode_payload(self, item);
-            Py_DECREF(item);
-            if (chunk == NULL) {
-                return PyErr_Occurred() ? -1 : 0;
-            }
-            item = chunk;
-        }
-        if (PyList_Append(out, item) < 0) {
-            Py_DECREF(item);
+        int failed = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (failed) {
             return -1;
         }
-        Py_DECREF(item);
         pos = end + 2;
         *stop = pos;
     }
     return 1;
+}
+
+/* The decoding fast mode's framing of s[pos:n]: blocks of comment lines and
+ * at most one data line, each ended by a blank line; blank lines between
+ * blocks. Each payload is decoded while it is still in cache and its chunk
+ * appended to `chunks`; a block without data is a no-op. Sets *stop to the
+ * end of the last block taken. Returns 1 when it reached a block still
+ * arriving, 0 when it stopped before a block the general path must handle
+ * (another kind of line, a second data line, [DONE], an oversized block, a
+ * payload that fails to decode or carries an error), -1 on a Python error. */
+static int
+frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
+             PyObject *chunks, Py_ssize_t *stop)
+{
+    const char *s = PyBytes_AS_STRING(owner);
+    Py_ssize_t n = PyBytes_GET_SIZE(owner);
+    *stop = pos;
+    while (pos < n) {
+        if (s[pos] == '\n') { /* a blank line between blocks: nothing to dispatch */
+            pos++;
+            *stop = pos;
+            continue;
+        }
+        Py_ssize_t start = pos, last = pos;
+        const char *p = NULL;
+        Py_ssize_t pn = 0;
+        for (;;) {
+            const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+            if (newline == NULL) {
+                return 1; /* the block is still arriving */
+            }
+            Py_ssize_t end = newline - s;
+            if (end == pos) {
+                break; /* the blank line that ends the block */
+            }
+            if (s[pos] != ':') { /* not a comment: the block's one data line */
+                if (p != NULL || end - pos < 5 || memcmp(s + pos, "data:", 5) != 0) {
+                    return 0;
+                }
+                p = s + pos + 5;
+                pn = end - pos - 5;
+            }
+            last = end;
+            pos = end + 1;
+        }
+        /* The block runs from start to its last line's end (the parser's count). */
+        if (last - start > snap->max) {
+            return 0;
+        }
+        if (p != NULL) {
+            Py_ssize_t j = 0;
+            while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+                j++;
+            }
+            if (j < pn && p[j] == '[') {
+                return 0; /* [DONE] (or an array) */
+            }
+            if (!snap->has_error_field && has_error_key(p, pn)) {
+                return 0; /* the type cannot show an error member: the general path looks */
+            }
+            PyObject *chunk = decode_payload(self, snap, owner, p, pn);
+            if (chunk == NULL) {
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            int failed = PyList_Append(chunks, chunk);
+            Py_DECREF(chunk);
+            if (failed) {
+                return -1;
+            }
+        }
+        pos++; /* past the blank line */
+        *stop = pos;
+    }
+    return 1;
+}
+
+/* Whether the decoder is as feed() found it: nothing Python code ran into
+ * (a chunk type's hook) replaced, resized or rewrote what feed() commits to. */
+static int
+unchanged(CoreObject *self, const Snapshot *snap, const char *tail_copy)
+{
+    return !snap->ran_python || (self->decode == snap->decode && self->tail == snap->tail &&
+           PyByteArray_GET_SIZE(snap->tail) == snap->tn &&
+           (snap->tn == 0 || memcmp(PyByteArray_AS_STRING(snap->tail), tail_copy,
+                                    (size_t)snap->tn) == 0) &&
+           self->shortcut_limit == snap->shortcut_limit && self->max_event_size == snap->max &&
+           self->consumed == snap->consumed && self->events == snap->events &&
+           self->has_error_field == snap->has_error_field);
+}
+
+/* Sets the (validated) tail to s[0:n]. Within the buffer it already has, the
+ * bytes are written in place: PyByteArray_Resize would reallocate whenever the
+ * size falls under half the allocation, which for one event split across two
+ * reads is twice per event. A large buffer holding little is resized, so a
+ * big event does not keep its memory for the rest of the stream. */
+static int
+set_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+{
+    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
+        (b->ob_start - b->ob_bytes) + n + 1 <= b->ob_alloc &&
+        (b->ob_alloc <= 65536 || n >= b->ob_alloc / 4)) {
+        if (n > 0) {
+            memcpy(b->ob_start, s, (size_t)n);
+        }
+        b->ob_start[n] = '\0';
+        Py_SET_SIZE(b, n);
+        return 0;
+    }
+    if (PyByteArray_Resize(snap->tail, n) < 0) {
+        return -1;
+    }
+    if (n > 0) {
+        memcpy(PyByteArray_AS_STRING(snap->tail), s, (size_t)n);
+    }
+    return 0;
+}
+
+/* Appends s[0:n] to the (validated) tail, in place when it fits. */
+static int
+append_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+{
+    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    Py_ssize_t tn = Py_SIZE(b);
+    if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
+        (b->ob_start - b->ob_bytes) + tn + n + 1 <= b->ob_alloc) {
+        memcpy(b->ob_start + tn, s, (size_t)n);
+        b->ob_start[tn + n] = '\0';
+        Py_SET_SIZE(b, tn + n);
+        return 0;
+    }
+    if (PyByteArray_Resize(snap->tail, tn + n) < 0) {
+        return -1;
+    }
+    memcpy(PyByteArray_AS_STRING(snap->tail) + tn, s, (size_t)n);
+    return 0;
 }
 
 /* Commits the events decoded so far (`used` bytes of the stream, counted from
@@ -276,9 +624,10 @@ frame(CoreObject *self, const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *o
  * at a clean event boundary, to the general path: self._continue(rest, chunks).
  * Steals the reference to `chunks`. */
 static PyObject *
-hand_over(CoreObject *self, const char *rest, Py_ssize_t n, Py_ssize_t used, PyObject *chunks)
+hand_over(CoreObject *self, const Snapshot *snap, const char *rest, Py_ssize_t n,
+          Py_ssize_t used, PyObject *chunks)
 {
-    if (PyByteArray_Resize(self->tail, 0) < 0) {
+    if (set_tail(snap, NULL, 0) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
@@ -295,128 +644,398 @@ hand_over(CoreObject *self, const char *rest, Py_ssize_t n, Py_ssize_t used, PyO
     return out;
 }
 
-/* Fast mode for any read without CR: the unfinished event grows, or the read
- * completes it and brings whole data-only events, all decoded here. Nothing
- * is changed unless everything succeeds; NULL with no exception set means
- * "the general path decides", with the state as it was. */
+/* Fast mode for a read without CR (`data`, exact bytes): the unfinished event
+ * grows, or the read completes it and brings more blocks, all decoded here.
+ * NULL with no exception set means "the general path decides", with the state
+ * as it was (or as a hook left it). */
 static PyObject *
-feed_events(CoreObject *self, const char *s, Py_ssize_t n)
+feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
 {
-    const char *t = PyByteArray_AS_STRING(self->tail);
-    Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
-    Py_ssize_t end = blank_line_end(s, n, tn > 0 && t[tn - 1] == '\n');
-    if (end < 0) { /* the unfinished event goes on */
-        if (tn == 0) {
-            Py_ssize_t skipped = 0;
-            while (skipped < n && s[skipped] == '\n') {
-                skipped++;
-            }
-            if (event_size(s + skipped, n - skipped) > self->max_event_size) {
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    const char *t = PyByteArray_AS_STRING(snap->tail);
+    Py_ssize_t tn = snap->tn;
+    if (tn > 0) {
+        Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
+        if (end < 0) { /* the unfinished event goes on: no Python code runs here */
+            if (tn + event_size(s, n) > snap->max || append_tail(snap, s, n) < 0) {
                 return NULL;
             }
-            if (set_tail(self, s, n) < 0) {
-                return NULL;
-            }
-            self->consumed += skipped;
+            self->fast = 1;
+            return PyList_New(0);
         }
-        else {
-            if (tn + event_size(s, n) > self->max_event_size) {
-                return NULL;
-            }
-            if (PyByteArray_Resize(self->tail, tn + n) < 0) {
-                return NULL;
-            }
-            memcpy(PyByteArray_AS_STRING(self->tail) + tn, s, (size_t)n);
+        /* The unfinished event, completed by s[0:end], copied before any call into
+         * Python: from here on the tail's buffer is never read again. */
+        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
+        if (first == NULL) {
+            return NULL;
         }
-        return PyList_New(0);
+        memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
+        memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
+        PyObject *chunks = PyList_New(0);
+        if (chunks == NULL) {
+            Py_DECREF(first);
+            return NULL;
+        }
+        Py_ssize_t first_stop = 0, stop = end;
+        int ok = frame_decode(self, snap, first, 0, chunks, &first_stop);
+        int taken = ok == 1 && first_stop == tn + end;
+        if (taken) {
+            ok = frame_decode(self, snap, data, end, chunks, &stop);
+        }
+        if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
+            /* An error, the completed event is not for this path, or a hook changed
+             * the decoder: the general path decides, from the state as it is. */
+            Py_DECREF(first);
+            Py_DECREF(chunks);
+            return NULL;
+        }
+        Py_DECREF(first);
+        if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
+            !tail_may_start(s + stop, n - stop)) {
+            return hand_over(self, snap, s + stop, n - stop, tn + stop, chunks);
+        }
+        if (set_tail(snap, s + stop, n - stop) < 0) {
+            Py_DECREF(chunks);
+            return NULL;
+        }
+        self->consumed += tn + stop;
+        self->events += PyList_GET_SIZE(chunks);
+        self->fast = 1;
+        return chunks;
     }
-    if (!self->has_error_field &&
-        (contains(s, n, "\"error\"", 7) || (tn > 0 && contains(t, tn, "\"error\"", 7)))) {
-        return NULL; /* the type cannot show an error member: the general path looks */
+    if (snap->consumed == 0 && snap->events == 0 && !tail_may_start(s, n)) {
+        return NULL; /* the stream's start (blank lines, a BOM, a JSON body): the general path */
     }
     PyObject *chunks = PyList_New(0);
     if (chunks == NULL) {
         return NULL;
     }
-    Py_ssize_t pos = 0, stop = 0;
-    int ok = 1;
-    if (tn > 0) { /* the unfinished event, completed by s[0:end] */
-        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
-        if (first == NULL) {
+    Py_ssize_t stop = 0;
+    int ok = frame_decode(self, snap, data, 0, chunks, &stop);
+    if (ok < 0 || !unchanged(self, snap, NULL)) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
+        !tail_may_start(s + stop, n - stop)) {
+        if (PyList_GET_SIZE(chunks) == 0 && stop == 0) {
             Py_DECREF(chunks);
+            return NULL; /* nothing taken: the general path gets the read as it came */
+        }
+        return hand_over(self, snap, s + stop, n - stop, stop, chunks);
+    }
+    if (stop < n && set_tail(snap, s + stop, n - stop) < 0) {
+        Py_DECREF(chunks);
+        return NULL;
+    }
+    self->consumed += stop;
+    self->events += PyList_GET_SIZE(chunks);
+    self->fast = 1;
+    return chunks;
+}
+
+/* feed() itself, inside the re-entry guard. */
+static PyObject *
+feed_guarded(CoreObject *self, PyObject *data)
+{
+    if (self->shortcut_limit >= 0 && self->decode != NULL && self->tail != NULL &&
+        PyByteArray_CheckExact(self->tail)) {
+        PyObject *bytes = NULL;
+        if (PyBytes_CheckExact(data)) {
+            bytes = Py_NewRef(data);
+        }
+        else if (PyByteArray_CheckExact(data) || PyMemoryView_Check(data)) {
+            /* A copy, as bytes(data): a hook may rewrite a mutable read meanwhile. */
+            bytes = PyBytes_FromObject(data);
+            if (bytes == NULL) {
+                PyErr_Clear(); /* the general path says what is wrong with it */
+            }
+        }
+        if (bytes != NULL &&
+            memchr(PyBytes_AS_STRING(bytes), '\r', (size_t)PyBytes_GET_SIZE(bytes)) == NULL) {
+            Snapshot snap = {
+                .decode = Py_NewRef(self->decode),
+                .tail = Py_NewRef(self->tail),
+                .tn = PyByteArray_GET_SIZE(self->tail),
+                .shortcut_limit = self->shortcut_limit,
+                .max = self->max_event_size,
+                .consumed = self->consumed,
+                .events = self->events,
+                .has_error_field = self->has_error_field,
+            };
+            PyObject *out = feed_events(self, &snap, bytes);
+            Py_DECREF(snap.decode);
+            Py_DECREF(snap.tail);
+            if (out != NULL || PyErr_Occurred()) {
+                Py_DECREF(bytes);
+                return out;
+            }
+        }
+        Py_XDECREF(bytes);
+    }
+    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
+}
+
+/* -- metering: per-read readings of the clock, taken in the same call ------------------------ */
+
+static PyObject *MeterChunk = NULL; /* the default chunk type, the only one metered by slots */
+static PyObject *str_choices = NULL, *str_usage = NULL, *str_delta = NULL;
+static PyObject *str_finish_reason = NULL, *str_content = NULL;
+
+typedef struct {
+    PyTypeObject *type; /* borrowed: kept alive by MeterChunk's field types */
+    unsigned int tag;
+    Py_ssize_t offset;
+} SlotCache;
+
+static SlotCache slot_choices, slot_usage, slot_delta, slot_finish, slot_content;
+
+/* obj.<name> read from its slot (borrowed), or NULL when that is not possible. */
+static PyObject *
+read_slot(PyObject *obj, PyObject *name, SlotCache *cache)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    unsigned int tag = version_tag(type);
+    if (type != cache->type || tag == 0 || tag != cache->tag) {
+        cache->offset = member_slot(type, name);
+        cache->type = type;
+        cache->tag = version_tag(type);
+    }
+    if (cache->offset < 0) {
+        return NULL;
+    }
+    return *(PyObject **)((char *)obj + cache->offset);
+}
+
+static long long
+clock_reading(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t = 0;
+    (void)PyTime_PerfCounterRaw(&t);
+    return (long long)t;
+#else
+    return (long long)_PyTime_GetPerfCounter(); /* nanoseconds, as time.perf_counter_ns() */
+#endif
+}
+
+/* A chunk that carries one token of text: its code points, or -1 for any other. */
+static Py_ssize_t
+token_chars(PyObject *chunk)
+{
+    if ((PyObject *)Py_TYPE(chunk) != MeterChunk) {
+        return -1;
+    }
+    PyObject *usage = read_slot(chunk, str_usage, &slot_usage);
+    PyObject *choices = read_slot(chunk, str_choices, &slot_choices);
+    if (usage == NULL || (usage != Py_None && usage != Unset) || choices == NULL ||
+        !PyList_CheckExact(choices) || PyList_GET_SIZE(choices) != 1) {
+        return -1;
+    }
+    PyObject *choice = PyList_GET_ITEM(choices, 0);
+    PyObject *finish = read_slot(choice, str_finish_reason, &slot_finish);
+    PyObject *delta = read_slot(choice, str_delta, &slot_delta);
+    if (finish == NULL || (finish != Py_None && finish != Unset) || delta == NULL) {
+        return -1;
+    }
+    PyObject *content = read_slot(delta, str_content, &slot_content);
+    if (content == NULL || !PyUnicode_CheckExact(content) || PyUnicode_GET_LENGTH(content) == 0) {
+        return -1;
+    }
+    return PyUnicode_GET_LENGTH(content);
+}
+
+/* Files the chunks of one feed() under its reading. */
+static int
+meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done)
+{
+    PyObject *tokens = self->meter_tokens, *others = self->meter_others;
+    if (tokens == NULL || others == NULL || !PyList_Check(chunks)) {
+        return 0;
+    }
+    Py_INCREF(tokens);
+    Py_INCREF(others);
+    int status = 0;
+    PyObject *stamp = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
+        PyObject *chunk = PyList_GET_ITEM(chunks, i);
+        Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
+        if (stamp == NULL && (stamp = PyLong_FromLongLong(reading)) == NULL) {
+            status = -1;
+            break;
+        }
+        if (chars > 0) {
+            self->metered_chars += chars;
+            status = PyList_Append(tokens, stamp);
+        }
+        else {
+            PyObject *pair = PyTuple_Pack(2, stamp, chunk);
+            status = pair == NULL ? -1 : PyList_Append(others, pair);
+            Py_XDECREF(pair);
+        }
+    }
+    Py_XDECREF(stamp);
+    Py_DECREF(tokens);
+    Py_DECREF(others);
+    return status;
+}
+
+/* Whether the decoder's `done` is set (an error counts as not). */
+static int
+decoder_done(CoreObject *self)
+{
+    PyObject *done = PyObject_GetAttr((PyObject *)self, str_done);
+    int truth = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (truth < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return truth;
+}
+
+/* feed() with the meter on: one reading, taken as the read arrives. A read the
+ * fast mode decided cannot have seen [DONE] (it hands that to the general
+ * path), so `done` is only read after the others. */
+static PyObject *
+feed_metered(CoreObject *self, PyObject *data)
+{
+    long long reading = clock_reading();
+    PyObject *out = feed_guarded(self, data);
+    if (out == NULL) {
+        return NULL;
+    }
+    int saw_done = 0;
+    if (!self->fast && !self->meter_done && decoder_done(self)) {
+        self->meter_done = 1;
+        self->done_ns = reading;
+        saw_done = 1;
+    }
+    if (meter_chunks(self, out, reading, saw_done) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *
+Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || (args[0] == Py_None) != (args[1] == Py_None) ||
+        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_meter(tokens: list, others: list), or set_meter(None, None)");
+        return NULL;
+    }
+    if (args[0] != Py_None && MeterChunk == NULL) {
+        PyObject *module = PyImport_ImportModule("streamspec.types.stream");
+        if (module == NULL) {
             return NULL;
         }
-        memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
-        memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
-        Py_ssize_t first_stop = 0;
-        ok = frame(self, PyBytes_AS_STRING(first), tn + end, 0, chunks, &first_stop);
-        if (ok == 1 && first_stop != tn + end) {
-            ok = 0;
+        MeterChunk = PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
+        Py_DECREF(module);
+        if (MeterChunk == NULL) {
+            return NULL;
         }
-        Py_DECREF(first);
-        pos = end;
     }
-    if (ok != 1) {
-        Py_DECREF(chunks);
-        return NULL; /* the completed event is not for this path: the general one decides */
-    }
-    ok = frame(self, s, n, pos, chunks, &stop);
-    if (ok < 0) {
-        Py_DECREF(chunks);
-        return NULL;
-    }
-    if (ok == 0) {
-        return hand_over(self, s + stop, n - stop, tn + stop, chunks);
-    }
-    /* What follows the complete events becomes the tail: check its size. */
-    Py_ssize_t skipped = 0;
-    while (stop + skipped < n && s[stop + skipped] == '\n') {
-        skipped++;
-    }
-    if (event_size(s + stop + skipped, n - stop - skipped) > self->max_event_size) {
-        return hand_over(self, s + stop, n - stop, tn + stop, chunks); /* it raises */
-    }
-    if (set_tail(self, s + stop, n - stop) < 0) {
-        Py_DECREF(chunks);
-        return NULL;
-    }
-    self->consumed += tn + stop + skipped;
-    self->events += PyList_GET_SIZE(chunks);
-    return chunks;
+    PyObject *tokens = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
+    PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
+    Py_XSETREF(self->meter_tokens, tokens);
+    Py_XSETREF(self->meter_others, others);
+    self->meter_done = tokens != NULL && decoder_done(self);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
 Core_feed(CoreObject *self, PyObject *data)
 {
-    if (self->shortcut_limit >= 0 && PyBytes_CheckExact(data) && self->tail != NULL &&
-        PyByteArray_CheckExact(self->tail) && self->decode != NULL) {
-        const char *s = PyBytes_AS_STRING(data);
-        Py_ssize_t n = PyBytes_GET_SIZE(data);
-        if (memchr(s, '\r', (size_t)n) == NULL) {
-            PyObject *out = feed_events(self, s, n);
-            if (out != NULL || PyErr_Occurred()) {
-                return out;
-            }
-        }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "ChunkDecoder.feed() re-entered: called while a feed() of the same "
+                        "decoder is running (from a hook of the chunk type, such as "
+                        "__post_init__, or from another thread)");
+        return NULL;
     }
-    return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
+    self->busy = 1;
+    self->fast = 0;
+    PyObject *out = self->meter_tokens != NULL ? feed_metered(self, data) : feed_guarded(self, data);
+    self->busy = 0;
+    return out;
 }
 
 static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
+    {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
+     "set_meter(tokens, others): stamp each feed()'s chunks with one reading of\n"
+     "time.perf_counter_ns(): a token chunk's reading goes to `tokens` (its text's\n"
+     "code points to `metered_chars`), any other chunk as (reading, chunk) to\n"
+     "`others`; `done_ns` gets the reading of the feed() that saw [DONE].\n"
+     "set_meter(None, None) turns it off."},
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject *
+Core_get_decode(CoreObject *self, void *closure)
+{
+    if (self->decode == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_decode");
+        return NULL;
+    }
+    return Py_NewRef(self->decode);
+}
+
+static int
+Core_set_decode(CoreObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyCallable_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "ChunkDecoder._decode must be a callable");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->decode, value);
+    return 0;
+}
+
+static PyObject *
+Core_get_tail(CoreObject *self, void *closure)
+{
+    if (self->tail == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_tail");
+        return NULL;
+    }
+    return Py_NewRef(self->tail);
+}
+
+static int
+Core_set_tail(CoreObject *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyByteArray_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "ChunkDecoder._tail must be a bytearray, not %.100s",
+                     value == NULL ? "deleted" : Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->tail, value);
+    return 0;
+}
+
+static PyGetSetDef Core_getset[] = {
+    {"_decode", (getter)Core_get_decode, (setter)Core_set_decode, NULL, NULL},
+    {"_tail", (getter)Core_get_tail, (setter)Core_set_tail, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMemberDef Core_members[] = {
-    {"_decode", T_OBJECT, offsetof(CoreObject, decode), 0, NULL},
-    {"_error_of", T_OBJECT, offsetof(CoreObject, error_of), 0, NULL},
-    {"_tail", T_OBJECT, offsetof(CoreObject, tail), 0, NULL},
+    {"_error_of", T_OBJECT_EX, offsetof(CoreObject, error_of), 0, NULL},
     {"_shortcut_limit", T_PYSSIZET, offsetof(CoreObject, shortcut_limit), 0, NULL},
     {"max_event_size", T_PYSSIZET, offsetof(CoreObject, max_event_size), 0, NULL},
     {"_consumed", T_LONGLONG, offsetof(CoreObject, consumed), 0, NULL},
     {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
     {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
+    {"metered_chars", T_LONGLONG, offsetof(CoreObject, metered_chars), 0, NULL},
+    {"done_ns", T_LONGLONG, offsetof(CoreObject, done_ns), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -432,6 +1051,301 @@ static PyTypeObject CoreType = {
     .tp_clear = (inquiry)Core_clear,
     .tp_methods = Core_methods,
     .tp_members = Core_members,
+    .tp_getset = Core_getset,
+};
+/* ChunkIterator(decoder, source, error_type): what streamspec.iterate() returns
+ * with the accelerator, the same as this generator without a frame per chunk:
+ *
+ *     try:
+ *         for data in source:
+ *             yield from decoder.feed(data)
+ *             if decoder.done:
+ *                 break
+ *         yield from decoder.close()
+ *     except error_type as exc:
+ *         yield from exc.chunks
+ *         raise
+ */
+enum { ITER_FEEDING, ITER_CLOSING, ITER_FINISHED };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *decoder;
+    PyObject *source;     /* the iterable, then its iterator */
+    PyObject *error_type; /* streamspec.Error */
+    PyObject *items;      /* the list being yielded, or NULL */
+    Py_ssize_t index;
+    PyObject *exc_type, *exc_value, *exc_tb; /* raised once items are yielded */
+    int state;
+    int started;
+    int direct; /* the decoder's feed() is DecoderCore.feed: called directly */
+    int running; /* inside next(), as a generator's gi_running */
+} IterObject;
+
+static PyObject *str_close = NULL;  /* "close" */
+static PyObject *str_chunks = NULL; /* "chunks" */
+
+static int
+Iter_traverse(IterObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->decoder);
+    Py_VISIT(self->source);
+    Py_VISIT(self->error_type);
+    Py_VISIT(self->items);
+    Py_VISIT(self->exc_type);
+    Py_VISIT(self->exc_value);
+    Py_VISIT(self->exc_tb);
+    return 0;
+}
+
+static int
+Iter_clear(IterObject *self)
+{
+    Py_CLEAR(self->decoder);
+    Py_CLEAR(self->source);
+    Py_CLEAR(self->error_type);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->exc_type);
+    Py_CLEAR(self->exc_value);
+    Py_CLEAR(self->exc_tb);
+    return 0;
+}
+
+static void
+Iter_dealloc(IterObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Iter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+Iter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *decoder, *source, *error_type;
+    if (!PyArg_ParseTuple(args, "OOO:ChunkIterator", &decoder, &source, &error_type)) {
+        return NULL;
+    }
+    if (!PyType_Check(error_type) ||
+        !PyType_IsSubtype((PyTypeObject *)error_type, (PyTypeObject *)PyExc_BaseException)) {
+        PyErr_SetString(PyExc_TypeError, "ChunkIterator: error_type must be an exception class");
+        return NULL;
+    }
+    IterObject *self = (IterObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->decoder = Py_NewRef(decoder);
+    self->source = Py_NewRef(source);
+    self->error_type = Py_NewRef(error_type);
+    self->state = ITER_FEEDING;
+    if (PyObject_TypeCheck(decoder, &CoreType)) {
+        PyObject *mine = PyDict_GetItemWithError(CoreType.tp_dict, str_feed_public);
+        self->direct = mine != NULL && _PyType_Lookup(Py_TYPE(decoder), str_feed_public) == mine;
+        if (PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
+/* Takes the list `out` (a new reference) as the items to yield next. */
+static int
+take_items(IterObject *self, PyObject *out)
+{
+    if (!PyList_CheckExact(out)) {
+        PyObject *list = PySequence_List(out);
+        Py_DECREF(out);
+        if (list == NULL) {
+            return -1;
+        }
+        out = list;
+    }
+    Py_XSETREF(self->items, out);
+    self->index = 0;
+    return 0;
+}
+
+/* After a failed call: a streamspec error is kept to be raised once its
+ * chunks are yielded (0); anything else goes through at once (-1). */
+static int
+catch_error(IterObject *self)
+{
+    self->state = ITER_FINISHED;
+    Py_CLEAR(self->source);
+    if (!PyErr_ExceptionMatches(self->error_type)) {
+        return -1;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    PyObject *chunks = value == NULL ? NULL : PyObject_GetAttr(value, str_chunks);
+    if (chunks == NULL || take_items(self, chunks) < 0) {
+        PyErr_Clear(); /* no chunks to give: raise the error itself */
+        Py_CLEAR(self->items);
+    }
+    self->exc_type = type;
+    self->exc_value = value;
+    self->exc_tb = tb;
+    return 0;
+}
+
+static PyObject *iter_step(IterObject *self);
+
+static PyObject *
+Iter_next(IterObject *self)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_ValueError, "ChunkIterator already executing");
+        return NULL;
+    }
+    self->running = 1;
+    PyObject *decoder = Py_NewRef(self->decoder); /* alive whatever the calls below do */
+    PyObject *out = iter_step(self);
+    Py_DECREF(decoder);
+    self->running = 0;
+    return out;
+}
+
+static PyObject *
+iter_step(IterObject *self)
+{
+    for (;;) {
+        if (self->items != NULL) {
+            if (self->index < PyList_GET_SIZE(self->items)) {
+                return Py_NewRef(PyList_GET_ITEM(self->items, self->index++));
+            }
+            Py_CLEAR(self->items);
+        }
+        if (self->exc_type != NULL) {
+            PyErr_Restore(self->exc_type, self->exc_value, self->exc_tb);
+            self->exc_type = self->exc_value = self->exc_tb = NULL;
+            return NULL;
+        }
+        if (self->state == ITER_FINISHED) {
+            return NULL;
+        }
+        PyObject *out;
+        if (self->state == ITER_FEEDING) {
+            if (!self->started) {
+                self->started = 1;
+                PyObject *it = PyObject_GetIter(self->source);
+                if (it == NULL) {
+                    if (catch_error(self) < 0) {
+                        return NULL;
+                    }
+                    continue;
+                }
+                Py_SETREF(self->source, it);
+            }
+            if (self->source == NULL) {
+                self->state = ITER_CLOSING;
+                continue;
+            }
+            PyObject *source = Py_NewRef(self->source);
+            PyObject *data = PyIter_Next(source);
+            Py_DECREF(source);
+            if (data == NULL) {
+                if (PyErr_Occurred()) {
+                    if (catch_error(self) < 0) {
+                        return NULL;
+                    }
+                    continue;
+                }
+                self->state = ITER_CLOSING;
+                Py_CLEAR(self->source);
+                continue;
+            }
+            int fast = 0;
+            if (self->direct) {
+                CoreObject *core = (CoreObject *)self->decoder;
+                out = Core_feed(core, data);
+                fast = out != NULL && core->fast; /* no Python code could set `done` */
+            }
+            else {
+                out = PyObject_CallMethodOneArg(self->decoder, str_feed_public, data);
+            }
+            Py_DECREF(data);
+            if (out == NULL) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (take_items(self, out) < 0) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (fast) {
+                continue;
+            }
+            PyObject *done = PyObject_GetAttr(self->decoder, str_done);
+            int truth = done == NULL ? -1 : PyObject_IsTrue(done);
+            Py_XDECREF(done);
+            if (truth < 0) {
+                if (catch_error(self) < 0) {
+                    return NULL;
+                }
+                continue;
+            }
+            if (truth) {
+                self->state = ITER_CLOSING;
+                Py_CLEAR(self->source);
+            }
+            continue;
+        }
+        /* ITER_CLOSING */
+        self->state = ITER_FINISHED;
+        out = PyObject_CallMethodNoArgs(self->decoder, str_close);
+        if (out == NULL || take_items(self, out) < 0) {
+            if (catch_error(self) < 0) {
+                return NULL;
+            }
+        }
+    }
+}
+
+static PyObject *
+Iter_close(IterObject *self, PyObject *unused)
+{
+    if (self->running) {
+        PyErr_SetString(PyExc_ValueError, "ChunkIterator already executing");
+        return NULL;
+    }
+    self->state = ITER_FINISHED;
+    Py_CLEAR(self->source);
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->exc_type);
+    Py_CLEAR(self->exc_value);
+    Py_CLEAR(self->exc_tb);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Iter_methods[] = {
+    {"close", (PyCFunction)Iter_close, METH_NOARGS,
+     "close(): stop; later next() calls raise StopIteration."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject IterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "streamspec._speedups.ChunkIterator",
+    .tp_basicsize = sizeof(IterObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "ChunkIterator(decoder, source, error_type): the chunks of `source` fed to `decoder`.",
+    .tp_new = Iter_new,
+    .tp_dealloc = (destructor)Iter_dealloc,
+    .tp_traverse = (traverseproc)Iter_traverse,
+    .tp_clear = (inquiry)Iter_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Iter_next,
+    .tp_methods = Iter_methods,
 };
 
 /* split_events(data, start, head=b"") -> (payloads, stop) or None
@@ -502,7 +1416,7 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             memcpy(PyBytes_AS_STRING(first), h, (size_t)hn);
             memcpy(PyBytes_AS_STRING(first) + hn, s + start, (size_t)(end - start));
             Py_ssize_t first_stop = 0;
-            found = frame(NULL, PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
+            found = frame_payloads(PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first), 0, payloads,
                           &first_stop);
             if (found == 1 && first_stop != PyBytes_GET_SIZE(first)) {
                 found = 0;
@@ -512,7 +1426,7 @@ split_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     if (found == 1) {
-        found = frame(NULL, s, n, stop, payloads, &stop);
+        found = frame_payloads(s, n, stop, payloads, &stop);
     }
     if (found != 1) {
         Py_DECREF(payloads);
@@ -541,6 +1455,10 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+#ifdef HAVE_AVX2_PROBE
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     PyObject *msgspec = PyImport_ImportModule("msgspec");
     if (msgspec == NULL) {
         return NULL;
@@ -554,10 +1472,25 @@ PyInit__speedups(void)
     str_error = PyUnicode_InternFromString("error");
     str_feed = PyUnicode_InternFromString("_feed");
     str_continue = PyUnicode_InternFromString("_continue");
-    if (str_error == NULL || str_feed == NULL || str_continue == NULL) {
+    str_feed_public = PyUnicode_InternFromString("feed");
+    str_choices = PyUnicode_InternFromString("choices");
+    str_usage = PyUnicode_InternFromString("usage");
+    str_delta = PyUnicode_InternFromString("delta");
+    str_finish_reason = PyUnicode_InternFromString("finish_reason");
+    str_content = PyUnicode_InternFromString("content");
+    if (str_choices == NULL || str_usage == NULL || str_delta == NULL || str_finish_reason == NULL ||
+        str_content == NULL) {
         return NULL;
     }
-    if (PyType_Ready(&CoreType) < 0) {
+    str_done = PyUnicode_InternFromString("done");
+    str_close = PyUnicode_InternFromString("close");
+    str_chunks = PyUnicode_InternFromString("chunks");
+    if (str_error == NULL || str_feed == NULL || str_continue == NULL || str_feed_public == NULL ||
+        str_done == NULL || str_close == NULL || str_chunks == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&ViewType) < 0 || PyType_Ready(&CoreType) < 0 ||
+        PyType_Ready(&IterType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_def);
@@ -567,6 +1500,12 @@ PyInit__speedups(void)
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(module, "DecoderCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&IterType);
+    if (PyModule_AddObject(module, "ChunkIterator", (PyObject *)&IterType) < 0) {
+        Py_DECREF(&IterType);
         Py_DECREF(module);
         return NULL;
     }

@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 class DecoderCore:
@@ -10,8 +10,18 @@ class DecoderCore:
     _consumed: int
     _events: int
     _has_error_field: bool
+    metered_chars: int
+    done_ns: int
     def feed(self, data: bytes) -> list[Any]: ...
+    def set_meter(self, tokens: list[int] | None, others: list[Any] | None, /) -> None: ...
 
 def split_events(
     data: bytes, start: int, head: bytes = ..., /
 ) -> tuple[list[bytes], int] | None: ...
+
+class ChunkIterator(Iterator[Any]):
+    def __init__(
+        self, decoder: Any, source: Iterable[Any], error_type: type[BaseException], /
+    ) -> None: ...
+    def __next__(self) -> Any: ...
+    def close(self) -> None: ...

@@ -338,6 +338,13 @@ def measure_shapes(
     else:
         notes.append("the compiled accelerator is not loaded: no C rows")
     impls.append(("python", python_decoder()))
+    from . import decoder
+
+    if IMPLEMENTATION == "c" and not hasattr(decoder, "PyChunkDecoder"):
+        notes.append(
+            "pure-Python rows: this decoder has no PyChunkDecoder, so they run the"
+            " pure-Python core over the compiled split_events"
+        )
     results: list[ShapeResult] = []
     steps = len(READ_SHAPES) * len(impls)
     step = 0
@@ -523,8 +530,8 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(
             "Read shapes: streamspec with the compiled accelerator (C) and the pure-Python hot"
-            " path,\neach over the msgspec ceiling of this run (best round of at least"
-            f" {rounds}, 0.1 s)"
+            " path,\neach over the msgspec ceiling timed in alternate rounds (best of at least"
+            f" {rounds} pairs, 0.1 s)"
         )
         print()
         for line in _shape_table(shapes):

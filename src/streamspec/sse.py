@@ -15,11 +15,13 @@ gives it meaning.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from .errors import EventTooLargeError
 
-__all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEParser", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_EVENT_SIZE", "MAX_RETRY", "SSEParser", "ServerSentEvent"]
 
 DEFAULT_MAX_EVENT_SIZE = 8 * 1024 * 1024
 """Default bound on one event (and on one line): 8 MiB."""
@@ -29,6 +31,32 @@ _CR = 13
 _LF = 10
 _COLON = 58
 
+_EOL = rb"(?:\r\n|\r(?!\n)|\n)"
+_NOOP_RUN = re.compile(rb"(?:[\r\n]+|(?::[^\r\n]*" + _EOL + rb")+" + _EOL + rb")+")
+"""At an event boundary: blank lines and comment-only blocks, which change nothing.
+
+A comment block ends at its blank line; a CR followed by LF is one line
+ending, never a comment's end and a blank line (the lookahead says so).
+"""
+_NOOP_FIRST = (_CR, _LF, _COLON)
+
+
+MAX_RETRY = 2**63 - 1
+"""The largest ``retry`` value reported: a longer run of digits is clamped to it."""
+
+
+def _retry_value(digits: bytes) -> int:
+    """A ``retry:`` value: any run of ASCII digits, clamped to :data:`MAX_RETRY`.
+
+    The spec allows any number of digits; a value of more than 19 significant
+    digits is over the bound whatever it is, so it is never converted (Python
+    refuses to convert more than 4,300 digits).
+    """
+    significant = digits.lstrip(b"0")
+    if len(significant) > 19:
+        return MAX_RETRY
+    return min(int(significant or b"0"), MAX_RETRY)
+
 
 class ServerSentEvent(msgspec.Struct, frozen=True, gc=False):
     """One dispatched event.
@@ -37,7 +65,8 @@ class ServerSentEvent(msgspec.Struct, frozen=True, gc=False):
     none (the spec's default type "message"). ``data`` is the data lines joined
     by "\\n". ``id`` is the last event ID in force at dispatch (it carries over
     from earlier blocks; None while empty). ``retry`` is a valid ``retry:``
-    field (ASCII digits only) set in this block, else None.
+    field (ASCII digits only) set in this block, else None; a value over
+    :data:`MAX_RETRY` (2**63 - 1 milliseconds) is clamped to it.
     """
 
     event: str | None = None
@@ -73,10 +102,13 @@ class SSEParser:
         self._offset = 0  # stream offset of the next byte fed
         self._block_start = -1  # stream offset of the current block's first line
         self._dispatched = 0  # events dispatched so far
+        self._boundary = 0  # stream offset just past the last blank line (an event boundary)
         self._closed = False
         self._failed: EventTooLargeError | None = None
         # Offsets of the events the last feed() returned, for error reports.
         self.event_offsets: list[int] = []
+        # Where each of them ends: just past the line ending of its blank line.
+        self.event_ends: list[int] = []
 
     @property
     def pending(self) -> bool:
@@ -93,6 +125,14 @@ class SSEParser:
         """Bytes fed so far."""
         return self._offset
 
+    @property
+    def boundary(self) -> int:
+        """Stream offset just past the last blank line: everything before it is dealt with.
+
+        A CRLF that ends the blank line counts whole once its LF has arrived.
+        """
+        return self._boundary
+
     def _resume(self, offset: int, events: int) -> None:
         """Continue at ``offset`` after ``events`` events were handled elsewhere.
 
@@ -103,6 +143,7 @@ class SSEParser:
         if offset != self._offset:
             self._offset = offset
             self._head = None  # past the stream start: no BOM any more
+        self._boundary = offset
         self._dispatched = events
 
     def feed(self, data: bytes) -> list[ServerSentEvent]:
@@ -117,6 +158,7 @@ class SSEParser:
             raise self._failed
         events: list[ServerSentEvent] = []
         self.event_offsets = []
+        self.event_ends = []
         if not data:
             return events
         try:
@@ -146,6 +188,10 @@ class SSEParser:
             self._after_cr = False
             if data[0] == _LF:
                 pos = 1
+                if self._boundary == base:  # the CRLF of a blank line is now whole
+                    self._boundary = base + 1
+        if pos < end and data[pos] in _NOOP_FIRST and not self.pending:
+            pos = self._skip_noops(data, pos, base)
         next_lf = data.find(b"\n", pos)
         next_cr = data.find(b"\r", pos)
         while pos < end:
@@ -175,12 +221,36 @@ class SSEParser:
                         pos += 1
                 else:
                     self._after_cr = True
-            self._process_line(line, line_start, events)
+            if line:
+                self._process_line(line, line_start, events)
+            else:
+                self._dispatch(events, base + pos)
+                self._boundary = base + pos
+                if pos < end and data[pos] in _NOOP_FIRST:
+                    pos = self._skip_noops(data, pos, base)
+
+    def _skip_noops(self, data: bytes, pos: int, base: int) -> int:
+        """At an event boundary, step over the blank lines and comment-only blocks at ``pos``.
+
+        One regex match instead of a line at a time; the spec's algorithm does
+        nothing for them. A run longer than ``max_event_size`` is left to the
+        line loop, which measures each block.
+        """
+        match = _NOOP_RUN.match(data, pos)
+        stop = pos if match is None else match.end()
+        if stop == pos or stop - pos > self.max_event_size:
+            return pos
+        # Complete blocks only: the run ends after a blank line.
+        self._boundary = base + stop
+        if stop == len(data) and data[stop - 1] == _CR:
+            self._after_cr = True  # a LF in the next read is part of this CRLF
+        return stop
 
     def close(self) -> list[ServerSentEvent]:
         """End the stream. An unterminated final event is discarded (never dispatched)."""
         self._closed = True
         self.event_offsets = []
+        self.event_ends = []
         return []
 
     def _check_size(self, end: int) -> None:
@@ -198,9 +268,6 @@ class SSEParser:
             )
 
     def _process_line(self, line: bytes, start: int, events: list[ServerSentEvent]) -> None:
-        if not line:
-            self._dispatch(events)
-            return
         if self._block_start < 0:
             self._block_start = start
         if start + len(line) - self._block_start > self.max_event_size:
@@ -222,10 +289,10 @@ class SSEParser:
             if b"\0" not in value:
                 self._last_id = value
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits only
-            self._retry = int(value)
+            self._retry = _retry_value(value)
         # any other field is ignored
 
-    def _dispatch(self, events: list[ServerSentEvent]) -> None:
+    def _dispatch(self, events: list[ServerSentEvent], end: int) -> None:
         if self._data:
             events.append(
                 ServerSentEvent(
@@ -236,6 +303,7 @@ class SSEParser:
                 )
             )
             self.event_offsets.append(self._block_start)
+            self.event_ends.append(end)
             self._dispatched += 1
             self._data = []
         self._event = b""
