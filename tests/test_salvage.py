@@ -754,6 +754,14 @@ def test_an_exception_that_names_no_path_is_found_by_trying_each_part() -> None:
     ]
     with pytest.raises(KeyError):
         streamspec.salvage(b'{"name": "bad"}', Touchy)
+    # The decoder does the same, and a top-level refusal is a located malformed event.
+    [chunk], decoder = feed_all(event(payload), type=TouchyHolder)
+    assert chunk == value
+    assert [(n.path, n.reason) for n in decoder.salvaged.notes] == [
+        (n.path, n.reason) for n in notes
+    ]
+    with pytest.raises(MalformedEventError, match="KeyError"):
+        ChunkDecoder(Touchy).feed(event({"name": "bad"}))
 
 
 class Dotted(msgspec.Struct):
