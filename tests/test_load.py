@@ -334,3 +334,15 @@ def test_mock_records_what_it_sent() -> None:
     steps = [b - a for a, b in zip(stream.token_sent_ns, stream.token_sent_ns[1:], strict=False)]
     assert all(step > 0 for step in steps)
     assert data.endswith(b"data: [DONE]\n\n")
+
+
+def test_the_aiohttp_client_reports_the_same() -> None:
+    pytest.importorskip("aiohttp")
+    server = MockServer(ttft=0.001, itl=0.001, tokens=5, error_every=3, truncate_every=2)
+    with server.run_in_thread():
+        records = load(server, concurrency=1, num_requests=6, client="aiohttp")
+    kinds = [record.error_kind or record.status for record in records]
+    # Requests 3 and 6 fail; of the four streams, the second and the fourth are cut.
+    assert kinds == ["complete", "truncated", "http_500", "complete", "truncated", "http_500"]
+    done = [record for record in records if record.status == "complete"]
+    assert all(record.token_chunks == 5 and record.output_tokens == 5 for record in done)

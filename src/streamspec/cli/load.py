@@ -1,4 +1,7 @@
-"""``streamspec load URL --model M``: load-test an OpenAI-compatible server (extra ``load``).
+"""``streamspec load URL --model M``: load-test an OpenAI-compatible server.
+
+No extra is needed; ``streamspec[load]`` adds uvloop (used when installed) and
+aiohttp (``--client aiohttp``), ``streamspec[plot]`` matplotlib (``--plot``).
 
 Prints the summary table (vLLM ``bench serve``'s layout) on stdout at the
 end; while it runs, a progress line on stderr (a terminal only). See

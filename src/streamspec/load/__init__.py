@@ -5,11 +5,12 @@
 * :mod:`~streamspec.load.summary`: :func:`summarize_records`, the run's
   figures under vLLM ``bench serve``'s names;
 * :mod:`~streamspec.load.generator`: :func:`run_load`, the asyncio load
-  generator behind ``streamspec load`` (extra ``load``);
+  generator behind ``streamspec load`` (no extra needed; extra ``load`` adds
+  uvloop and the optional aiohttp client);
 * :mod:`~streamspec.load.report`: the summary table, JSON result and CSV;
 * :mod:`~streamspec.load.plots`: PNG figures (extra ``plot``).
 
-The generator and the plots import their extras only when called.
+The generator, the aiohttp client and the plots import their extras only when used.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ def http_failure(status: int, body: bytes, content_type: str = "") -> str:
 class Target:
     """Where requests go: host, port, TLS, and the request head for a path."""
 
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
+    def __init__(self, url: str, headers: dict[str, str], connect_timeout: float = 60.0) -> None:
+        self.connect_timeout = connect_timeout
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url}")
@@ -350,14 +351,18 @@ class Connection:
                 exchange.transport.close()
             loop = asyncio.get_running_loop()
             target = self.target
+            opening = loop.create_connection(
+                _Exchange,
+                target.host,
+                target.port,
+                ssl=target.ssl,
+                server_hostname=target.host if target.tls else None,
+            )
             try:
-                _, protocol = await loop.create_connection(
-                    _Exchange,
-                    target.host,
-                    target.port,
-                    ssl=target.ssl,
-                    server_hostname=target.host if target.tls else None,
-                )
+                _, protocol = await asyncio.wait_for(opening, target.connect_timeout)
+            except asyncio.TimeoutError:
+                meter.fail(f"no connection within {target.connect_timeout:g} s", "error", "timeout")
+                return
             except OSError as exc:
                 meter.fail(f"{type(exc).__name__}: {exc}", "error", "connection")
                 return

@@ -232,7 +232,7 @@ class _Runner:
         self.headers = headers
         self.kind = config.endpoint
         self.session: Any = None
-        self.target = Target(self.url, headers)
+        self.target = Target(self.url, headers, config.timeout)
         if config.client == "streamspec":
             bodies = [self.target.request(body) for body in bodies]
         self.bodies = bodies
