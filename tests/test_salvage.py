@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import pytest
@@ -754,6 +754,14 @@ def test_an_exception_that_names_no_path_is_found_by_trying_each_part() -> None:
     ]
     with pytest.raises(KeyError):
         streamspec.salvage(b'{"name": "bad"}', Touchy)
+    # The decoder does the same, and a top-level refusal is a located malformed event.
+    [chunk], decoder = feed_all(event(payload), type=TouchyHolder)
+    assert chunk == value
+    assert [(n.path, n.reason) for n in decoder.salvaged.notes] == [
+        (n.path, n.reason) for n in notes
+    ]
+    with pytest.raises(MalformedEventError, match="KeyError"):
+        ChunkDecoder(Touchy).feed(event({"name": "bad"}))
 
 
 class Dotted(msgspec.Struct):
@@ -765,6 +773,20 @@ def test_a_wire_name_msgspec_paths_cannot_spell_is_found_by_trying_each_field() 
     value, notes = streamspec.salvage(b'{"api.version": "2", "count": 3}', Dotted)
     assert value == Dotted(count=3)
     assert [(n.path, n.dropped) for n in notes] == [('$["api.version"]', '$["api.version"]')]
+
+
+class Documented(msgspec.Struct):
+    count: Annotated[int, {"doc": "unhashable metadata"}] = 0
+    name: str | UnsetType = UNSET
+
+
+def test_an_unhashable_annotation_is_still_walked() -> None:
+    value, notes = streamspec.salvage(b'{"count": 3, "name": 4}', Documented)
+    assert value == Documented(count=3)
+    assert [n.path for n in notes] == ["$.name"]
+    value, notes = streamspec.salvage(b'{"count": "3", "name": "a"}', Documented)
+    assert value == Documented(name="a")
+    assert [n.path for n in notes] == ["$.count"]
 
 
 def test_invalid_json_is_not_salvaged() -> None:

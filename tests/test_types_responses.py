@@ -92,7 +92,10 @@ def test_response_document_decodes(name: str) -> None:
     for wire, choice in zip(doc["choices"], resp.choices, strict=True):
         assert choice.index == wire["index"]
         assert type(choice.message) is ChatCompletionResponseMessage
-        assert choice.message.content == wire["message"].get("content", UNSET)
+        content = choice.message.content
+        if isinstance(content, list):  # typed blocks (Magistral)
+            content = msgspec.to_builtins(content)
+        assert content == wire["message"].get("content", UNSET)
         assert choice.finish_reason == wire.get("finish_reason", UNSET)
     for key in ("id", "object", "created", "model", "service_tier", "system_fingerprint"):
         assert getattr(resp, key) == doc.get(key, UNSET), key
@@ -544,6 +547,18 @@ def test_reasoning_and_content_text_of_a_delta(
     decoded = msgspec.convert(delta, ChatCompletionStreamResponseDelta)
     assert streamspec.reasoning_text(decoded) == reasoning
     assert streamspec.content_text(decoded) == content
+
+
+def test_magistral_response_content_is_a_list_of_blocks() -> None:
+    doc, resp = response_doc("mistral_magistral_thinking.json")
+    message = only_message(resp)
+    assert isinstance(message.content, list)
+    assert [b.type for b in message.content] == ["thinking", "text"]
+    assert streamspec.reasoning_text(message) == "Okay, « merci » in Japanese is ありがとう."
+    assert streamspec.content_text(message) == "En japonais : **ありがとう** 🙏"
+    assert (
+        encoded(resp)["choices"][0]["message"]["content"] == doc["choices"][0]["message"]["content"]
+    )
 
 
 def test_usage_counts_may_be_absent() -> None:

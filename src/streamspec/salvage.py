@@ -122,9 +122,19 @@ _decode_json = msgspec.json.Decoder().decode
 _encode_json = msgspec.json.Encoder().encode
 
 
-@lru_cache(maxsize=256)
-def _decoder(tp: Any) -> Callable[[bytes | str], Any]:
+def _new_decoder(tp: Any) -> Callable[[bytes | str], Any]:
     return msgspec.json.Decoder(tp).decode
+
+
+_cached_decoder = lru_cache(maxsize=256)(_new_decoder)
+
+
+def _decoder(tp: Any) -> Callable[[bytes | str], Any]:
+    """A JSON decoder for ``tp``, made once per type (an unhashable annotation: each time)."""
+    try:
+        return _cached_decoder(tp)
+    except TypeError:  # Annotated metadata that cannot be hashed
+        return _new_decoder(tp)
 
 
 class _Misfit:
@@ -191,15 +201,24 @@ def _fits(value: Any, tp: Any) -> Exception | None:
     return None
 
 
-@lru_cache(maxsize=512)
 def _members(tp: Any) -> tuple[Any, ...]:
     """The alternatives of a type: the members of a union, ``Annotated`` unwrapped."""
+    try:
+        return _cached_members(tp)
+    except TypeError:  # Annotated metadata that cannot be hashed
+        return _find_members(tp)
+
+
+def _find_members(tp: Any) -> tuple[Any, ...]:
     origin = get_origin(tp)
     if origin is Annotated:
         return _members(get_args(tp)[0])
     if origin in _UNION_TYPES:
         return tuple(m for arg in get_args(tp) for m in _members(arg))
     return (tp,)
+
+
+_cached_members = lru_cache(maxsize=512)(_find_members)
 
 
 def _is_struct(tp: Any) -> bool:

@@ -144,7 +144,7 @@ def check_response_fields(resp: CreateChatCompletionResponse) -> None:
     assert_type(resp, ChatCompletion)
     assert_type(resp.choices, list[ChatChoice])
     message = resp.choices[0].message
-    assert_type(message.content, str | UnsetType | None)
+    assert_type(message.content, str | list[ChatCompletionStreamContentBlock] | UnsetType | None)
     assert_type(message.role, str | UnsetType)
     assert_type(resp.usage, CompletionUsage | UnsetType | None)
     if isinstance(resp.usage, CompletionUsage):

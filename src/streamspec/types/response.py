@@ -16,6 +16,7 @@ from .common import (
     CompletionUsage,
     FunctionCall,
 )
+from .stream import ChatCompletionStreamContentBlock
 
 __all__ = [
     "ChatChoice",
@@ -39,11 +40,15 @@ class ChatCompletionResponseMessage(LenientStruct, kw_only=True):
     """The message a choice carries: ``{"role": "assistant", "content": "...", ...}``.
 
     ``reasoning_content`` and ``reasoning`` hold reasoning text under either
-    name servers use. ``annotations`` (URL citations) are kept as raw objects.
+    name servers use. ``content`` is a string, or (Mistral's Magistral models)
+    a list of typed blocks, the same :class:`ChatCompletionStreamContentBlock`
+    that streamed deltas carry: thinking blocks then text blocks;
+    :func:`streamspec.reasoning_text` and :func:`streamspec.content_text` read
+    either. ``annotations`` (URL citations) are kept as raw objects.
     """
 
     role: str | UnsetType = UNSET
-    content: str | UnsetType | None = UNSET
+    content: str | list[ChatCompletionStreamContentBlock] | UnsetType | None = UNSET
     refusal: str | UnsetType | None = UNSET
     tool_calls: list[ChatCompletionMessageToolCall] | UnsetType | None = UNSET
     function_call: FunctionCall | UnsetType | None = UNSET

@@ -12,7 +12,7 @@ Every type here is lenient: see :mod:`streamspec.types._base`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from msgspec import UNSET, UnsetType
 
@@ -208,13 +208,25 @@ def _thinking(block: ChatCompletionStreamContentBlock) -> str:
     return ""
 
 
-def reasoning_text(
-    item: ChatCompletionStreamResponseDelta | ChatCompletionStreamContentBlock,
-) -> str:
-    """The reasoning text a delta (or one content block) carries; ``""`` if none.
+class _Texts(Protocol):
+    """What carries text: a delta, or a complete response's message."""
 
-    For a delta: ``reasoning_content``, else ``reasoning`` (a delta carrying
-    both counts once), else its thinking blocks in ``content``. A thinking
+    @property
+    def content(self) -> str | list[ChatCompletionStreamContentBlock] | UnsetType | None: ...
+
+    @property
+    def reasoning_content(self) -> str | UnsetType | None: ...
+
+    @property
+    def reasoning(self) -> str | UnsetType | None: ...
+
+
+def reasoning_text(item: _Texts | ChatCompletionStreamContentBlock) -> str:
+    """The reasoning text a delta, a message or one content block carries; ``""`` if none.
+
+    For a delta (or a response's message): ``reasoning_content``, else
+    ``reasoning`` (one carrying both counts once), else its thinking blocks in
+    ``content``. A thinking
     block's text is its ``thinking`` string, or the ``text`` of its parts
     joined (Magistral; parts whose ``type`` is other than ``"text"`` are
     skipped). Blocks of other types carry no reasoning.
@@ -230,10 +242,8 @@ def reasoning_text(
     return ""
 
 
-def content_text(
-    item: ChatCompletionStreamResponseDelta | ChatCompletionStreamContentBlock,
-) -> str:
-    """The content text a delta (or one content block) carries; ``""`` if none.
+def content_text(item: _Texts | ChatCompletionStreamContentBlock) -> str:
+    """The content text a delta, a message or one content block carries; ``""`` if none.
 
     ``content`` as a string, or the ``text`` of its ``"text"`` blocks joined.
     Thinking blocks are reasoning, not content: see :func:`reasoning_text`.
