@@ -5,9 +5,10 @@ Python blocks run one after the other, each in a fresh namespace, with
 blocks read it, as the ``openai`` SDK does). Console blocks: every
 ``streamspec`` command runs (``http://localhost:8000/v1`` becomes the loopback
 server's URL; ``capture.sse`` and ``legacy.sse`` are real-server-shaped
-streams in the working folder) and must exit 0. Commands that install
-packages or run the test suite itself are the only ones left out, and only
-those.
+streams in the working folder; a ``-`` reads the one its kind needs) and must
+exit 0. ``text`` blocks are sample output. Only the commands listed in
+``NOT_RUN`` are left out (installs, servers that run until stopped, a load
+run, speed measurements), each with its reason.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ BLOCKS = [(kind, code, README.read_text("utf-8")[: m.start()].count("\n") + 1)
 PYTHON = [(code, line) for kind, code, line in BLOCKS if kind == "python"]
 CONSOLE = [(code, line) for kind, code, line in BLOCKS if kind == "console"]
 README_URL = "http://localhost:8000/v1"
-NOT_RUN = ("pip ", "python -m pytest")  # installs packages / runs this suite
+NOT_RUN = {  # command prefix -> why it is not run here
+    "pip ": "installs packages",
+    "python -m pytest": "runs this suite",
+    "UPSTREAM_KEY=": "starts a gateway that serves until stopped",
+    "streamspec serve": "starts a gateway that serves until stopped",
+    "streamspec load": "a 60-second load run against a server",
+    "streamspec bench": "measures speed for many seconds (tests/test_bench.py runs the command)",
+}
 LEGACY = STREAMS / "completions" / "vllm_completions.sse"
 
 
@@ -71,8 +79,7 @@ def base_url() -> Iterator[str]:
 def test_the_readme_has_blocks_of_both_kinds() -> None:
     assert len(PYTHON) >= 2
     assert len(CONSOLE) >= 2
-    # "text" blocks show output (a log line), not code to run.
-    assert {kind for kind, _, _ in BLOCKS} <= {"python", "console", "text"}
+    assert {kind for kind, _, _ in BLOCKS} <= {"python", "console", "text"}  # text: output
 
 
 @pytest.mark.parametrize(("code", "line"), PYTHON, ids=[f"line{line}" for _, line in PYTHON])
@@ -84,14 +91,15 @@ def test_python_block_runs(
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compiled, {"__name__": "__readme__"})
-    if "sample_stream(" in code and "print(" in code:
-        assert MANIFEST["openai_text.sse"]["text"] in out.getvalue()
+    if "socket_reads" in code:  # the API sketch prints the sample's text, then the server's
+        assert out.getvalue().count(MANIFEST["openai_text.sse"]["text"]) == 2
 
 
 def _commands() -> list[tuple[str, int]]:
     commands = []
     for code, line in CONSOLE:
-        for offset, text in enumerate(code.splitlines(), 1):
+        joined = code.replace("\\\n", " ")  # continuation lines
+        for offset, text in enumerate(joined.splitlines(), 1):
             for part in text.split("&&"):
                 command = part.strip()
                 if command and not command.startswith("#"):
@@ -99,19 +107,23 @@ def _commands() -> list[tuple[str, int]]:
     return commands
 
 
+def _run_here(command: str) -> bool:
+    return command.startswith("streamspec ") and not command.startswith(tuple(NOT_RUN))
+
+
 COMMANDS = _commands()
 
 
 def test_every_console_command_is_run_or_an_install() -> None:
-    words = {shlex.split(command, comments=True)[0] for command, _ in COMMANDS}
-    assert words <= {"pip", "python", "streamspec"}, words
-    assert sum(command.startswith("streamspec ") for command, _ in COMMANDS) >= 5
+    for command, line in COMMANDS:
+        assert _run_here(command) or command.startswith(tuple(NOT_RUN)), (line, command)
+    assert sum(_run_here(command) for command, _ in COMMANDS) >= 5
 
 
 @pytest.mark.parametrize(
     ("command", "line"),
-    [(c, n) for c, n in COMMANDS if c.startswith("streamspec ")],
-    ids=[f"line{n}" for c, n in COMMANDS if c.startswith("streamspec ")],
+    [(c, n) for c, n in COMMANDS if _run_here(c)],
+    ids=[f"line{n}" for c, n in COMMANDS if _run_here(c)],
 )
 def test_console_command_runs(command: str, line: int, base_url: str, tmp_path: Path) -> None:
     (tmp_path / "capture.sse").write_bytes(fixture("openai_text.sse"))
@@ -119,8 +131,12 @@ def test_console_command_runs(command: str, line: int, base_url: str, tmp_path: 
     args = shlex.split(command.replace(README_URL, base_url), comments=True)
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     env.pop("OPENAI_API_KEY", None)
+    stdin = b""
+    if "-" in args:  # standard input: the stream the command's kind reads
+        stdin = (tmp_path / ("legacy.sse" if "completions" in args else "capture.sse")).read_bytes()
     result = subprocess.run(
         [sys.executable, "-m", "streamspec", *args[1:]],
+        input=stdin,
         cwd=tmp_path,
         capture_output=True,
         env=env,
@@ -133,7 +149,7 @@ def test_console_command_runs(command: str, line: int, base_url: str, tmp_path: 
         assert json.loads(result.stdout)["object"] == "chat.completion"
 
 
-def test_commands_left_out_are_only_installs_and_the_suite() -> None:
-    left_out = [c for c, _ in COMMANDS if not c.startswith("streamspec ")]
+def test_commands_left_out_are_only_the_listed_ones() -> None:
+    left_out = [c for c, _ in COMMANDS if not _run_here(c)]
     assert left_out
-    assert all(c.startswith(NOT_RUN) for c in left_out), left_out
+    assert all(c.startswith(tuple(NOT_RUN)) for c in left_out), left_out
