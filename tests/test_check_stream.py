@@ -198,7 +198,9 @@ HOSTILE: dict[str, tuple[bytes, set[str]]] = {
         + b"[" * DEEP
         + b"]" * DEEP
         + b"}}]}\n\n",
-        {"json"},
+        # Too deep for msgspec on some Pythons (json); where it decodes, the content list
+        # does not fit and is salvaged away (a strict check names it).
+        {"json", "salvage"},
     ),
     "deep error event": (
         b"event: error\ndata: " + b"[" * DEEP + b"]" * DEEP + b"\n\n",

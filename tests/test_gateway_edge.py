@@ -535,7 +535,9 @@ def test_load_with_client_cuts(upstream: tuple[HostileUpstream, str]) -> None:
             assert record.context == {"key_id": "key-good"}
         assert got == by_status
         assert all(r.usage is not None for r in records if r.status == "complete")
-        assert _fds() <= fds + 8
+        # Flat, not exact: sockets of the last streams may still be closing and the pools keep
+        # up to 32 connections each way; a leak of one per request would be hundreds more.
+        assert _fds() <= fds + 128
         assert _rss() - rss < 64 << 20
     finally:
         root.removeHandler(handler)
