@@ -110,6 +110,9 @@ def all_ways(path: str, raw: bytes, **options: Any) -> Outcome:
 
 # -- nesting of any depth -----------------------------------------------------------------------
 
+TOO_DEEP = 20_000
+"""Deeper than msgspec decodes on any supported Python (3.11 stops near 1,000, 3.13 near 9,000)."""
+
 
 def nested(depth: int, kind: str) -> bytes:
     if kind == "object":
@@ -140,7 +143,7 @@ def test_any_nesting_depth(path: str, depth: int, kind: str, slim: bool) -> None
 
 @DEEP
 def test_deep_nesting_does_not_lose_the_events_after_it(path: str) -> None:
-    bad = b"data: " + nested(1_000, "object") + b"\n\n"
+    bad = b"data: " + nested(TOO_DEEP, "object") + b"\n\n"
     decoder = PATHS[path]()
     with pytest.raises(MalformedEventError) as info:
         decoder.feed(A + bad + B + C + b"data: [DONE]\n\n")
@@ -154,18 +157,18 @@ def test_deep_nesting_does_not_lose_the_events_after_it(path: str) -> None:
 @paths
 def test_deep_nesting_at_close_and_in_an_error_event(path: str) -> None:
     decoder = PATHS[path]()
-    assert texts(decoder.feed(A + b"data: " + nested(2_000, "object"))) == ["a"]
+    assert texts(decoder.feed(A + b"data: " + nested(TOO_DEEP, "object"))) == ["a"]
     with pytest.raises(TruncatedStreamError) as info:
         decoder.close()
     assert info.value.offset == len(A)
-    event = b"event: error\ndata: " + nested(2_000, "object") + b"\n\n"
+    event = b"event: error\ndata: " + nested(TOO_DEEP, "object") + b"\n\n"
     outcome = all_ways(path, A + event + B)
     assert texts(outcome.items) == ["a", "b"]
     assert [e.type for e in outcome.errors] == [StreamError]
 
 
 @DEEP
-@pytest.mark.parametrize("depth", [1_000, 20_000])
+@pytest.mark.parametrize("depth", [TOO_DEEP, 5 * TOO_DEEP])
 def test_deep_nesting_through_the_iterators(path: str, depth: int) -> None:
     reads = [A, b"data: " + nested(depth, "object") + b"\n\n", B]
     got: list[Any] = []
