@@ -202,6 +202,7 @@ typedef struct {
     char fast;                 /* the last feed() was decided here, without the Python path */
     PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
     PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
+    PyObject *meter_clock;     /* set_meter(): the clock to call, or NULL for perf_counter_ns */
     long long metered_chars;   /* code points of the metered token chunks */
     long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
     char meter_done;           /* `done` was found set (by a metered feed(), or before) */
@@ -229,6 +230,7 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_owner);
     Py_VISIT(self->meter_tokens);
     Py_VISIT(self->meter_others);
+    Py_VISIT(self->meter_clock);
     return 0;
 }
 
@@ -242,6 +244,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->view);
     Py_CLEAR(self->meter_tokens);
     Py_CLEAR(self->meter_others);
+    Py_CLEAR(self->meter_clock);
     return 0;
 }
 
@@ -848,7 +851,7 @@ token_chars(PyObject *chunk)
 
 /* Files the chunks of one feed() under its reading. */
 static int
-meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done)
+meter_chunks(CoreObject *self, PyObject *chunks, PyObject *stamp, int saw_done)
 {
     PyObject *tokens = self->meter_tokens, *others = self->meter_others;
     if (tokens == NULL || others == NULL || !PyList_Check(chunks)) {
@@ -857,14 +860,9 @@ meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done
     Py_INCREF(tokens);
     Py_INCREF(others);
     int status = 0;
-    PyObject *stamp = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
         PyObject *chunk = PyList_GET_ITEM(chunks, i);
         Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
-        if (stamp == NULL && (stamp = PyLong_FromLongLong(reading)) == NULL) {
-            status = -1;
-            break;
-        }
         if (chars > 0) {
             self->metered_chars += chars;
             status = PyList_Append(tokens, stamp);
@@ -875,7 +873,6 @@ meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done
             Py_XDECREF(pair);
         }
     }
-    Py_XDECREF(stamp);
     Py_DECREF(tokens);
     Py_DECREF(others);
     return status;
@@ -895,15 +892,68 @@ decoder_done(CoreObject *self)
     return truth;
 }
 
+/* The reading of one feed(): the meter's clock, called, or perf_counter_ns's clock. */
+static PyObject *
+meter_reading(CoreObject *self)
+{
+    if (self->meter_clock == NULL) {
+        return PyLong_FromLongLong(clock_reading());
+    }
+    PyObject *clock = Py_NewRef(self->meter_clock);
+    PyObject *reading = PyObject_CallNoArgs(clock);
+    Py_DECREF(clock);
+    if (reading != NULL && !PyLong_Check(reading)) {
+        PyErr_Format(PyExc_TypeError, "the meter's clock returned %.100s, not an int",
+                     Py_TYPE(reading)->tp_name);
+        Py_CLEAR(reading);
+    }
+    return reading;
+}
+
+/* A feed() that raised: its exception goes to `others` as (reading, exception),
+ * then is raised on, so the meter sees the failure without a frame around feed(). */
+static void
+meter_failure(CoreObject *self, PyObject *stamp)
+{
+    PyObject *others = self->meter_others;
+    if (others == NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_INCREF(others);
+    PyObject *pair = value == NULL ? NULL : PyTuple_Pack(2, stamp, value);
+    if (pair == NULL || PyList_Append(others, pair) < 0) {
+        PyErr_Clear(); /* the feed's own error is the one to raise */
+    }
+    Py_XDECREF(pair);
+    Py_DECREF(others);
+    PyErr_Restore(type, value, tb);
+}
+
 /* feed() with the meter on: one reading, taken as the read arrives. A read the
  * fast mode decided cannot have seen [DONE] (it hands that to the general
  * path), so `done` is only read after the others. */
 static PyObject *
 feed_metered(CoreObject *self, PyObject *data)
 {
-    long long reading = clock_reading();
+    PyObject *stamp = meter_reading(self);
+    if (stamp == NULL) {
+        return NULL;
+    }
+    long long reading = PyLong_AsLongLong(stamp);
+    if (reading == -1 && PyErr_Occurred()) {
+        Py_DECREF(stamp);
+        return NULL;
+    }
     PyObject *out = feed_guarded(self, data);
     if (out == NULL) {
+        meter_failure(self, stamp);
+        Py_DECREF(stamp);
         return NULL;
     }
     int saw_done = 0;
@@ -912,20 +962,24 @@ feed_metered(CoreObject *self, PyObject *data)
         self->done_ns = reading;
         saw_done = 1;
     }
-    if (meter_chunks(self, out, reading, saw_done) < 0) {
+    if (meter_chunks(self, out, stamp, saw_done) < 0) {
+        Py_DECREF(stamp);
         Py_DECREF(out);
         return NULL;
     }
+    Py_DECREF(stamp);
     return out;
 }
 
 static PyObject *
 Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || (args[0] == Py_None) != (args[1] == Py_None) ||
-        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "set_meter(tokens: list, others: list), or set_meter(None, None)");
+    PyObject *clock = nargs == 3 ? args[2] : Py_None;
+    if (nargs < 2 || nargs > 3 || (args[0] == Py_None) != (args[1] == Py_None) ||
+        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]))) ||
+        (clock != Py_None && !PyCallable_Check(clock))) {
+        PyErr_SetString(PyExc_TypeError, "set_meter(tokens: list, others: list, clock=None), "
+                                         "or set_meter(None, None)");
         return NULL;
     }
     if (args[0] != Py_None && MeterChunk == NULL) {
@@ -943,6 +997,7 @@ Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
     Py_XSETREF(self->meter_tokens, tokens);
     Py_XSETREF(self->meter_others, others);
+    Py_XSETREF(self->meter_clock, clock == Py_None || tokens == NULL ? NULL : Py_NewRef(clock));
     self->meter_done = tokens != NULL && decoder_done(self);
     Py_RETURN_NONE;
 }
@@ -968,10 +1023,12 @@ static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
     {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
-     "set_meter(tokens, others): stamp each feed()'s chunks with one reading of\n"
-     "time.perf_counter_ns(): a token chunk's reading goes to `tokens` (its text's\n"
+     "set_meter(tokens, others, clock=None): stamp each feed()'s chunks with one\n"
+     "reading of `clock` (default: time.perf_counter_ns()'s clock, read in C), taken\n"
+     "as the read arrives: a token chunk's reading goes to `tokens` (its text's\n"
      "code points to `metered_chars`), any other chunk as (reading, chunk) to\n"
-     "`others`; `done_ns` gets the reading of the feed() that saw [DONE].\n"
+     "`others`, and a feed() that raises adds (reading, exception) to `others`;\n"
+     "`done_ns` gets the reading of the feed() that saw [DONE].\n"
      "set_meter(None, None) turns it off."},
     {NULL, NULL, 0, NULL},
 };

@@ -13,7 +13,13 @@ class DecoderCore:
     metered_chars: int
     done_ns: int
     def feed(self, data: bytes) -> list[Any]: ...
-    def set_meter(self, tokens: list[int] | None, others: list[Any] | None, /) -> None: ...
+    def set_meter(
+        self,
+        tokens: list[int] | None,
+        others: list[Any] | None,
+        clock: Callable[[], int] | None = None,
+        /,
+    ) -> None: ...
 
 def split_events(
     data: bytes, start: int, head: bytes = ..., /

@@ -1,8 +1,8 @@
 """Per-request stream metrics with the definitions load testers use (vLLM ``bench serve``'s).
 
 :class:`StreamMeter` wraps a :class:`streamspec.ChunkDecoder` and measures one
-streamed request as its bytes are fed. Each ``feed()`` that completes chunks
-reads the clock once (``time.perf_counter_ns()``), so chunks that arrived in
+streamed request as its bytes are fed. Each ``feed()`` reads the clock once
+(``time.perf_counter_ns()``), as the read arrives, so chunks that arrived in
 one network read share one timestamp.
 
 Definitions (times in ms from ``start_ns``, the moment the request was sent):
@@ -49,8 +49,9 @@ are milliseconds, ``null`` when the stream gave nothing to measure::
      "prompt_tokens": 31, "completion_tokens": 49, "total_tokens": 80,
      "output_tokens": 49, "output_tokens_basis": "usage", "tokens_per_second": 49.9}
 
-Cost: the hot path is one clock reading per read and a few attribute reads per
-chunk; the percentiles are computed by :meth:`StreamMeter.result`.
+Cost: with the C accelerator the reading and the common token chunk are taken
+inside the decoder's own ``feed()`` (the same C call that frames the read);
+other chunks and the percentiles are worked out by :meth:`StreamMeter.result`.
 """
 
 from __future__ import annotations
@@ -339,12 +340,20 @@ class StreamMeter:
 
     ``start_ns`` is when the request was sent, on the ``clock`` used (default
     :func:`time.perf_counter_ns`); it defaults to the meter's creation. Pass
-    another ``clock`` (a callable returning integer nanoseconds) to drive the
-    meter with injected timestamps. ``kind="completions"`` meters a legacy
+    another ``clock`` (a callable returning integer nanoseconds, never going
+    backwards) to drive the meter with injected timestamps: it is called once
+    per ``feed()``, as the read arrives. ``kind="completions"`` meters a legacy
     ``text_completion`` stream (chunks are
     :class:`~streamspec.CreateCompletionResponse`). ``salvage`` and
     ``on_salvage`` go to the decoder (``meter.decoder.salvaged`` lists what
     salvage dropped).
+
+    With the C accelerator, ``feed`` is the decoder's own ``feed()``: the
+    reading and the common token chunk (one choice, a string of content, no
+    finish reason, no usage) are taken in the same C call that frames the read,
+    and every other chunk is noted, with its reading, when the metrics are
+    next asked for. Without it, ``feed()`` does the same in Python. Both give
+    the same metrics.
     """
 
     def __init__(
@@ -373,6 +382,7 @@ class StreamMeter:
         self.clock = clock
         self.start_ns: int = clock() if start_ns is None else start_ns
         self._tokens: list[int] = []  # the clock reading of each token chunk
+        self._sink = self._tokens  # where _observe files the readings of token chunks
         self._chunks = 0
         self._content = 0
         self._reasoning = 0
@@ -387,6 +397,16 @@ class StreamMeter:
         self._simple = kind == "chat"  # feed() may take its one-chunk shortcut
         if kind == "completions":
             self._observe = self._observe_legacy  # type: ignore[method-assign]
+        # With the accelerator the decoder meters itself (see the class docstring).
+        self._others: list[tuple[int, Any]] = []  # (reading, chunk or exception), in order
+        self._noted = 0  # entries of _others already noted
+        self._late: list[int] = []  # readings of the token chunks among _others
+        self._metered = hasattr(self.decoder, "set_meter")
+        if self._metered:
+            own = None if clock is time.perf_counter_ns else clock
+            self.decoder.set_meter(self._tokens, self._others, own)  # type: ignore[attr-defined]
+            self._sink = self._late
+            self.feed = self.decoder.feed  # type: ignore[method-assign]
 
     @property
     def done(self) -> bool:
@@ -395,13 +415,13 @@ class StreamMeter:
 
     def feed(self, data: bytes) -> list[Any]:
         """Decode the next bytes; stamp the chunks they complete with one clock reading."""
+        now = self.clock()
         try:
             chunks = self._decode(data)
         except Error as exc:
-            self._failed(exc)
+            self._failed(exc, now)
             raise
         if chunks:
-            now = self.clock()
             # The common read: one chunk, one choice, a string of content, nothing else to note.
             if len(chunks) == 1 and self._simple:
                 chunk = chunks[0]
@@ -420,17 +440,20 @@ class StreamMeter:
                         self._tokens.append(now)
                         return chunks
             self._observe(chunks, now)
+            if self.decoder.done:
+                self._end = now
         elif self._end is None and self.decoder.done:
-            self._end = self.clock()
+            self._end = now
         return chunks
 
     def close(self) -> list[Any]:
         """End the stream; return the chunks a final unterminated event held."""
+        self._note()
         try:
             chunks = self.decoder.close()
         except Error as exc:
             self._closed = True
-            self._failed(exc)
+            self._failed(exc, self.clock())
             raise
         if chunks:
             self._observe(chunks, self.clock())
@@ -447,12 +470,8 @@ class StreamMeter:
         ``"truncated"`` or ``"error"``). The stream's end time is taken now if
         it had none.
         """
-        if self._status is None:
-            self._status = status
-            self._error = message
-            self._kind_of_error = kind or ("truncated" if status == "truncated" else "error")
-        if self._end is None:
-            self._end = self.clock()
+        self._note()
+        self._record(message, status, kind, None)
 
     def fail_with(self, exc: BaseException) -> None:
         """Record ``exc`` (a transport error) as the failure, with its :func:`error_kind`."""
@@ -473,12 +492,25 @@ class StreamMeter:
         """Async twin of :meth:`iter`."""
         return aiterate(self, source)
 
-    # -- hot path --------------------------------------------------------------------------------
+    # -- noting chunks -----------------------------------------------------------------------------
     # One read usually holds one chunk of one choice with a string content: that case costs
-    # a handful of attribute reads; anything else goes through _chat_choice.
+    # a handful of attribute reads (or nothing in Python, with the accelerator); anything else
+    # goes through _chat_choice.
+
+    def _note(self) -> None:
+        """Note what the accelerator filed in ``_others`` since the last call, in order."""
+        others = self._others
+        while self._noted < len(others):
+            reading, item = others[self._noted]
+            self._noted += 1
+            if isinstance(item, BaseException):
+                if isinstance(item, Error):
+                    self._failed(item, reading)
+            else:
+                self._observe([item], reading)
 
     def _observe(self, chunks: list[Any], now: int) -> None:
-        if self._first_chunk is None:
+        if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         tokens = chars = 0
         others = len(chunks)  # chunks that are not token chunks, once the loop is done
@@ -498,14 +530,12 @@ class StreamMeter:
                     continue
             tokens += self._general(chunk)
         self._content += chars
-        self._chunks += others - tokens  # token chunks are counted by len(self._tokens)
+        self._chunks += others - tokens  # token chunks are counted by the readings
         if tokens:
             if tokens == 1:
-                self._tokens.append(now)
+                self._sink.append(now)
             else:
-                self._tokens += [now] * tokens
-        if self.decoder.done:
-            self._end = now
+                self._sink += [now] * tokens
 
     def _general(self, chunk: Any) -> bool:
         """Note what any chat chunk carries; True if it is a token chunk."""
@@ -522,7 +552,7 @@ class StreamMeter:
         return token
 
     def _observe_legacy(self, chunks: list[Any], now: int) -> None:
-        if self._first_chunk is None:
+        if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         self._chunks += len(chunks)
         tokens = 0
@@ -539,13 +569,11 @@ class StreamMeter:
             if chunk.usage:
                 self._usage = chunk.usage
         if tokens:
-            self._chunks -= tokens  # counted again by len(self._tokens)
-            self._tokens += [now] * tokens
-        if self.decoder.done:
-            self._end = now
+            self._chunks -= tokens  # counted again by the readings
+            self._sink += [now] * tokens
 
-    def _failed(self, exc: Error) -> None:
-        now = self.clock()
+    def _failed(self, exc: Error, now: int) -> None:
+        """Note the chunks ``exc`` hands over and record it, as of the reading ``now``."""
         chunks = list(exc.chunks)
         if (
             isinstance(exc, StreamError)
@@ -556,34 +584,53 @@ class StreamMeter:
         if chunks:
             self._observe(chunks, now)
         kind = error_kind(exc)
-        self.fail(exc.message, "truncated" if kind == "truncated" else "error", kind)
+        self._record(exc.message, "truncated" if kind == "truncated" else "error", kind, now)
+
+    def _record(
+        self, message: str, status: StreamStatus, kind: str | None, now: int | None
+    ) -> None:
+        if self._status is None:
+            self._status = status
+            self._error = message
+            self._kind_of_error = kind or ("truncated" if status == "truncated" else "error")
+        if self._end is None and self._done_ns() is None:
+            self._end = self.clock() if now is None else now
 
     # -- results ---------------------------------------------------------------------------------
 
-    def _done_at(self) -> int | None:
-        """When ``[DONE]`` arrived, if it came in a read that feed()'s shortcut took.
+    def _done_ns(self) -> int | None:
+        """With the accelerator: the reading of the read that brought ``[DONE]``."""
+        if self._metered and self.decoder.done:
+            return self.decoder.done_ns or None  # type: ignore[attr-defined]
+        return None
 
-        Every other read that ends the stream sets ``_end`` itself; the
-        shortcut skips that check, and its read is then the last one with chunks.
-        """
-        if self._end is None and self.decoder.done and self._tokens:
-            return self._tokens[-1]
-        return self._end
+    def _done_at(self) -> int | None:
+        """The end of the stream, if it ended: the read of ``[DONE]``, else ``_end``."""
+        done = self._done_ns()
+        return self._end if done is None else done
+
+    def _stamps(self) -> list[int]:
+        """Every token chunk's reading, in order (noting what is pending first)."""
+        self._note()
+        if not self._late:
+            return self._tokens
+        return sorted(self._tokens + self._late)  # two ordered runs: one merge
 
     @property
     def token_times(self) -> list[int]:
         """The clock reading of every token chunk so far, in order (ns)."""
-        return list(self._tokens)
+        return list(self._stamps())
 
     @property
     def itl_ns(self) -> list[int]:
         """Every gap between consecutive token chunks so far, in order (ns)."""
-        stamps = self._tokens
+        stamps = self._stamps()
         return list(map(sub, stamps[1:], stamps))
 
     @property
     def end_ns(self) -> int | None:
         """The clock reading at the end of the stream (None while it goes on)."""
+        self._note()
         return self._done_at()
 
     def result(self) -> StreamMetrics:
@@ -591,6 +638,7 @@ class StreamMeter:
 
         Before ``[DONE]`` and without an error, ``status`` is ``"truncated"``.
         """
+        stamps = self._stamps()
         if self._status is not None:
             status: StreamStatus = self._status
         else:
@@ -601,7 +649,6 @@ class StreamMeter:
             error = "the stream ended without [DONE]"
             kind = "truncated"
         start = self.start_ns
-        stamps = self._tokens
         first = self._first_chunk
         if stamps and (first is None or stamps[0] < first):
             first = stamps[0]
@@ -618,6 +665,9 @@ class StreamMeter:
         if ttft is not None and e2el is not None and tokens > 1 and e2el > ttft:
             tpot = (e2el - ttft) / (tokens - 1)
             rate = 1000.0 / tpot
+        content = self._content
+        if self._metered:
+            content += self.decoder.metered_chars  # type: ignore[attr-defined]
         return StreamMetrics(
             status=status,
             error=error,
@@ -625,7 +675,7 @@ class StreamMeter:
             finish_reason=self._finish,
             chunks=self._chunks + len(stamps),
             token_chunks=len(stamps),
-            content_chars=self._content,
+            content_chars=content,
             reasoning_chars=self._reasoning,
             time_to_first_chunk_ms=(first - start) * _MS if first is not None else None,
             ttft_ms=ttft,
