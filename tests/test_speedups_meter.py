@@ -3,9 +3,9 @@
 With the meter on, each ``feed()`` reads ``time.perf_counter_ns()``'s clock
 once; every chunk it returns is filed under that reading: a token chunk (one
 choice, non-empty text content, no finish reason, no usage, before [DONE])
-in ``tokens`` with its code points added to ``metered_chars``, any other as
-``(reading, chunk)`` in ``others``. ``done_ns`` is the reading of the feed
-that saw [DONE].
+is kept by the decoder (``meter_times()``) with its code points added to
+``metered_chars``, any other goes as ``(reading, chunk)`` to ``others``.
+``done_ns`` is the reading of the feed that saw [DONE].
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ KINDS: dict[str, tuple[bytes, bool]] = {
 def test_each_chunk_is_filed_under_its_feed_reading(kind: str) -> None:
     data, is_token = KINDS[kind]
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(others)  # type: ignore[attr-defined]
     before = time.perf_counter_ns()
     out = decoder.feed(data)
+    tokens = decoder.meter_times()  # type: ignore[attr-defined]
     after = time.perf_counter_ns()
     assert len(out) == 1
     if is_token:
@@ -73,12 +73,12 @@ def test_each_chunk_is_filed_under_its_feed_reading(kind: str) -> None:
 def test_one_reading_per_feed_and_done_ns() -> None:
     stream = chunk("a") + chunk("bc") + chunk("d", finish="stop") + chunk(None, usage=USAGE)
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(others)  # type: ignore[attr-defined]
     assert decoder.done_ns == 0  # type: ignore[attr-defined]
     out = decoder.feed(stream)
     assert len(out) == 4
+    tokens = decoder.meter_times()  # type: ignore[attr-defined]
     assert len(tokens) == 2
     assert len(set(tokens)) == 1  # the same reading
     assert [reading for reading, _ in others] == tokens
@@ -94,11 +94,11 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
     stream += b"data: [DONE]\n\n"
     reads = [stream] if how == "whole" else bytewise(stream)
     plain, metered = ChunkDecoder(), ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    metered.set_meter(tokens, others)  # type: ignore[attr-defined]
+    metered.set_meter(others)  # type: ignore[attr-defined]
     a = [c for data in reads for c in plain.feed(data)]
     b = [c for data in reads for c in metered.feed(data)]
+    tokens = metered.meter_times()  # type: ignore[attr-defined]
     assert a == b
     if how == "whole":  # the read that holds [DONE]: nothing in it counts as a token
         assert tokens == []
@@ -113,13 +113,14 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
 
 def test_errors_are_raised_as_without_the_meter() -> None:
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(others)  # type: ignore[attr-defined]
     with pytest.raises(streamspec.StreamError) as info:
         decoder.feed(chunk("a") + b'data: {"error":{"message":"boom"}}\n\n')
     assert len(info.value.chunks) == 1
-    assert tokens == []  # the chunks of a feed that raised are not stamped
+    assert decoder.metered_tokens == 0  # type: ignore[attr-defined]
+    # the chunks of a feed that raised are not stamped; the error is filed with its reading
+    assert [item for _, item in others] == [info.value]
 
 
 def test_other_chunk_types_and_turning_it_off() -> None:
@@ -127,14 +128,13 @@ def test_other_chunk_types_and_turning_it_off() -> None:
         choices: list[Any] = []
 
     decoder = ChunkDecoder(Slim)
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(others)  # type: ignore[attr-defined]
     assert len(decoder.feed(chunk("a"))) == 1
-    assert tokens == []
+    assert decoder.meter_times() == []  # type: ignore[attr-defined]
     assert len(others) == 1  # not the default chunk type: left to the caller
-    decoder.set_meter(None, None)  # type: ignore[attr-defined]
+    decoder.set_meter(None)  # type: ignore[attr-defined]
     decoder.feed(chunk("b"))
     assert len(others) == 1
     with pytest.raises(TypeError):
-        decoder.set_meter((), [])  # type: ignore[attr-defined]
+        decoder.set_meter(())  # type: ignore[attr-defined]

@@ -200,8 +200,9 @@ typedef struct {
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
-    PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
-    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
+    long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
+    Py_ssize_t meter_count, meter_capacity;
+    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others, or NULL */
     PyObject *meter_clock;     /* set_meter(): the clock to call, or NULL for perf_counter_ns */
     long long metered_chars;   /* code points of the metered token chunks */
     long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
@@ -228,7 +229,6 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
     Py_VISIT(self->error_owner);
-    Py_VISIT(self->meter_tokens);
     Py_VISIT(self->meter_others);
     Py_VISIT(self->meter_clock);
     return 0;
@@ -242,7 +242,9 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
-    Py_CLEAR(self->meter_tokens);
+    PyMem_Free(self->meter_times);
+    self->meter_times = NULL;
+    self->meter_count = self->meter_capacity = 0;
     Py_CLEAR(self->meter_others);
     Py_CLEAR(self->meter_clock);
     return 0;
@@ -849,15 +851,34 @@ token_chars(PyObject *chunk)
     return PyUnicode_GET_LENGTH(content);
 }
 
-/* Files the chunks of one feed() under its reading. */
+/* Keeps one token chunk's reading. */
 static int
-meter_chunks(CoreObject *self, PyObject *chunks, PyObject *stamp, int saw_done)
+meter_push(CoreObject *self, long long reading)
 {
-    PyObject *tokens = self->meter_tokens, *others = self->meter_others;
-    if (tokens == NULL || others == NULL || !PyList_Check(chunks)) {
+    if (self->meter_count == self->meter_capacity) {
+        Py_ssize_t capacity = self->meter_capacity < 256 ? 256 : self->meter_capacity * 2;
+        long long *times = PyMem_Realloc(self->meter_times, (size_t)capacity * sizeof(long long));
+        if (times == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->meter_times = times;
+        self->meter_capacity = capacity;
+    }
+    self->meter_times[self->meter_count++] = reading;
+    return 0;
+}
+
+/* Files the chunks of one feed() under its reading (`*stamp`: the reading as an
+ * int, made when first needed). */
+static int
+meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **stamp,
+             int saw_done)
+{
+    PyObject *others = self->meter_others;
+    if (others == NULL || !PyList_Check(chunks)) {
         return 0;
     }
-    Py_INCREF(tokens);
     Py_INCREF(others);
     int status = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
@@ -865,15 +886,17 @@ meter_chunks(CoreObject *self, PyObject *chunks, PyObject *stamp, int saw_done)
         Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
         if (chars > 0) {
             self->metered_chars += chars;
-            status = PyList_Append(tokens, stamp);
+            status = meter_push(self, reading);
+        }
+        else if (*stamp == NULL && (*stamp = PyLong_FromLongLong(reading)) == NULL) {
+            status = -1;
         }
         else {
-            PyObject *pair = PyTuple_Pack(2, stamp, chunk);
+            PyObject *pair = PyTuple_Pack(2, *stamp, chunk);
             status = pair == NULL ? -1 : PyList_Append(others, pair);
             Py_XDECREF(pair);
         }
     }
-    Py_DECREF(tokens);
     Py_DECREF(others);
     return status;
 }
@@ -892,28 +915,40 @@ decoder_done(CoreObject *self)
     return truth;
 }
 
-/* The reading of one feed(): the meter's clock, called, or perf_counter_ns's clock. */
-static PyObject *
-meter_reading(CoreObject *self)
+/* The reading of one feed(): the meter's clock, called (`*stamp` gets what it
+ * returned), or perf_counter_ns's clock, read here. -1 with an exception set on failure. */
+static int
+meter_reading(CoreObject *self, long long *reading, PyObject **stamp)
 {
     if (self->meter_clock == NULL) {
-        return PyLong_FromLongLong(clock_reading());
+        *reading = clock_reading();
+        return 0;
     }
     PyObject *clock = Py_NewRef(self->meter_clock);
-    PyObject *reading = PyObject_CallNoArgs(clock);
+    PyObject *value = PyObject_CallNoArgs(clock);
     Py_DECREF(clock);
-    if (reading != NULL && !PyLong_Check(reading)) {
-        PyErr_Format(PyExc_TypeError, "the meter's clock returned %.100s, not an int",
-                     Py_TYPE(reading)->tp_name);
-        Py_CLEAR(reading);
+    if (value == NULL) {
+        return -1;
     }
-    return reading;
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "the meter's clock returned %.100s, not an int",
+                     Py_TYPE(value)->tp_name);
+        Py_DECREF(value);
+        return -1;
+    }
+    *reading = PyLong_AsLongLong(value);
+    if (*reading == -1 && PyErr_Occurred()) {
+        Py_DECREF(value);
+        return -1;
+    }
+    *stamp = value;
+    return 0;
 }
 
 /* A feed() that raised: its exception goes to `others` as (reading, exception),
  * then is raised on, so the meter sees the failure without a frame around feed(). */
 static void
-meter_failure(CoreObject *self, PyObject *stamp)
+meter_failure(CoreObject *self, long long reading, PyObject *stamp)
 {
     PyObject *others = self->meter_others;
     if (others == NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -926,11 +961,13 @@ meter_failure(CoreObject *self, PyObject *stamp)
         PyException_SetTraceback(value, tb);
     }
     Py_INCREF(others);
-    PyObject *pair = value == NULL ? NULL : PyTuple_Pack(2, stamp, value);
+    PyObject *number = stamp != NULL ? Py_NewRef(stamp) : PyLong_FromLongLong(reading);
+    PyObject *pair = value == NULL || number == NULL ? NULL : PyTuple_Pack(2, number, value);
     if (pair == NULL || PyList_Append(others, pair) < 0) {
         PyErr_Clear(); /* the feed's own error is the one to raise */
     }
     Py_XDECREF(pair);
+    Py_XDECREF(number);
     Py_DECREF(others);
     PyErr_Restore(type, value, tb);
 }
@@ -941,19 +978,15 @@ meter_failure(CoreObject *self, PyObject *stamp)
 static PyObject *
 feed_metered(CoreObject *self, PyObject *data)
 {
-    PyObject *stamp = meter_reading(self);
-    if (stamp == NULL) {
-        return NULL;
-    }
-    long long reading = PyLong_AsLongLong(stamp);
-    if (reading == -1 && PyErr_Occurred()) {
-        Py_DECREF(stamp);
+    long long reading = 0;
+    PyObject *stamp = NULL;
+    if (meter_reading(self, &reading, &stamp) < 0) {
         return NULL;
     }
     PyObject *out = feed_guarded(self, data);
     if (out == NULL) {
-        meter_failure(self, stamp);
-        Py_DECREF(stamp);
+        meter_failure(self, reading, stamp);
+        Py_XDECREF(stamp);
         return NULL;
     }
     int saw_done = 0;
@@ -962,27 +995,27 @@ feed_metered(CoreObject *self, PyObject *data)
         self->done_ns = reading;
         saw_done = 1;
     }
-    if (meter_chunks(self, out, stamp, saw_done) < 0) {
-        Py_DECREF(stamp);
+    if (PyList_GET_SIZE(out) > 0 && meter_chunks(self, out, reading, &stamp, saw_done) < 0) {
+        Py_XDECREF(stamp);
         Py_DECREF(out);
         return NULL;
     }
-    Py_DECREF(stamp);
+    Py_XDECREF(stamp);
     return out;
 }
 
 static PyObject *
 Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *clock = nargs == 3 ? args[2] : Py_None;
-    if (nargs < 2 || nargs > 3 || (args[0] == Py_None) != (args[1] == Py_None) ||
-        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1]))) ||
+    PyObject *others = nargs >= 1 ? args[0] : NULL;
+    PyObject *clock = nargs == 2 ? args[1] : Py_None;
+    if (nargs < 1 || nargs > 2 || (others != Py_None && !PyList_CheckExact(others)) ||
         (clock != Py_None && !PyCallable_Check(clock))) {
-        PyErr_SetString(PyExc_TypeError, "set_meter(tokens: list, others: list, clock=None), "
-                                         "or set_meter(None, None)");
+        PyErr_SetString(PyExc_TypeError,
+                        "set_meter(others: list, clock=None), or set_meter(None)");
         return NULL;
     }
-    if (args[0] != Py_None && MeterChunk == NULL) {
+    if (others != Py_None && MeterChunk == NULL) {
         PyObject *module = PyImport_ImportModule("streamspec.types.stream");
         if (module == NULL) {
             return NULL;
@@ -993,13 +1026,177 @@ Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    PyObject *tokens = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
-    PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
-    Py_XSETREF(self->meter_tokens, tokens);
-    Py_XSETREF(self->meter_others, others);
-    Py_XSETREF(self->meter_clock, clock == Py_None || tokens == NULL ? NULL : Py_NewRef(clock));
-    self->meter_done = tokens != NULL && decoder_done(self);
+    int on = others != Py_None;
+    Py_XSETREF(self->meter_others, on ? Py_NewRef(others) : NULL);
+    Py_XSETREF(self->meter_clock, on && clock != Py_None ? Py_NewRef(clock) : NULL);
+    PyMem_Free(self->meter_times);
+    self->meter_times = NULL;
+    self->meter_count = self->meter_capacity = 0;
+    self->metered_chars = 0;
+    self->done_ns = 0;
+    self->meter_done = on && decoder_done(self);
     Py_RETURN_NONE;
+}
+
+/* The metered token readings, as a list of ints. */
+static PyObject *
+Core_meter_times(CoreObject *self, PyObject *unused)
+{
+    PyObject *list = PyList_New(self->meter_count);
+    for (Py_ssize_t i = 0; list != NULL && i < self->meter_count; i++) {
+        PyObject *value = PyLong_FromLongLong(self->meter_times[i]);
+        if (value == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+/* Sorts n non-negative values in place, least significant byte first; `scratch`
+ * holds n values. Passes where every value has the same byte are skipped. */
+static void
+radix_sort(unsigned long long *values, unsigned long long *scratch, Py_ssize_t n)
+{
+    unsigned long long *from = values, *to = scratch;
+    for (int shift = 0; shift < 64; shift += 8) {
+        Py_ssize_t counts[257] = {0};
+        for (Py_ssize_t i = 0; i < n; i++) {
+            counts[((from[i] >> shift) & 0xFF) + 1]++;
+        }
+        if (counts[((from[0] >> shift) & 0xFF) + 1] == n) {
+            continue; /* one bucket: this byte orders nothing */
+        }
+        for (int b = 0; b < 256; b++) {
+            counts[b + 1] += counts[b];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            to[counts[(from[i] >> shift) & 0xFF]++] = from[i];
+        }
+        unsigned long long *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != values) {
+        memcpy(values, from, (size_t)n * sizeof(unsigned long long));
+    }
+}
+
+static int
+compare_readings(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* meter_itl(late, ranks) -> (first, last, squares, values): the token readings
+ * (the metered ones and `late`, merged in order) summed up for the ITL: the
+ * first and last reading, the exact sum of the squared gaps, and the gaps at
+ * the given ranks of their ascending order. None when no token was seen. */
+static PyObject *
+Core_meter_itl(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "meter_itl(late: list, ranks: tuple)");
+        return NULL;
+    }
+    PyObject *late = args[0], *ranks = args[1];
+    Py_ssize_t extra = PyList_GET_SIZE(late), n = self->meter_count + extra;
+    if (n == 0) {
+        Py_RETURN_NONE;
+    }
+    long long *stamps = PyMem_Malloc((size_t)n * 2 * sizeof(long long));
+    if (stamps == NULL) {
+        return PyErr_NoMemory();
+    }
+    if (self->meter_count > 0) {
+        memcpy(stamps, self->meter_times, (size_t)self->meter_count * sizeof(long long));
+    }
+    for (Py_ssize_t i = 0; i < extra; i++) {
+        long long value = PyLong_AsLongLong(PyList_GET_ITEM(late, i));
+        if (value == -1 && PyErr_Occurred()) {
+            PyMem_Free(stamps);
+            return NULL;
+        }
+        stamps[self->meter_count + i] = value;
+    }
+    if (extra > 0) {
+        qsort(stamps, (size_t)n, sizeof(long long), compare_readings);
+    }
+    Py_ssize_t count = n - 1;
+    unsigned long long *gaps = (unsigned long long *)(stamps + n);
+    int ordered = 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (stamps[i + 1] < stamps[i]) {
+            ordered = 0; /* a clock that went back: the gaps are left to the caller */
+        }
+        gaps[i] = (unsigned long long)stamps[i + 1] - (unsigned long long)stamps[i];
+    }
+    PyObject *result = NULL, *squares = NULL, *values = NULL;
+    if (!ordered) {
+        PyMem_Free(stamps);
+        Py_RETURN_NONE;
+    }
+    /* The exact sum of squares, in 32-bit halves: hi * 2**64 + lo. */
+    unsigned long long lo = 0, hi = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned long long g = gaps[i], a = g >> 32, b = g & 0xFFFFFFFFULL;
+        unsigned long long cross = a * b, low = b * b, old;
+        hi += a * a + (cross >> 31);
+        unsigned long long mid = cross << 33;
+        old = lo;
+        lo += mid;
+        hi += lo < old;
+        old = lo;
+        lo += low;
+        hi += lo < old;
+    }
+    if (count > 0) {
+        unsigned long long *scratch = PyMem_Malloc((size_t)count * sizeof(unsigned long long));
+        if (scratch == NULL) {
+            PyMem_Free(stamps);
+            return PyErr_NoMemory();
+        }
+        radix_sort(gaps, scratch, count);
+        PyMem_Free(scratch);
+    }
+    PyObject *high = PyLong_FromUnsignedLongLong(hi);
+    PyObject *low = PyLong_FromUnsignedLongLong(lo);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *top = high == NULL || shift == NULL ? NULL : PyNumber_Lshift(high, shift);
+    squares = top == NULL || low == NULL ? NULL : PyNumber_Add(top, low);
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    Py_XDECREF(top);
+    Py_ssize_t k = PyTuple_GET_SIZE(ranks);
+    values = squares == NULL ? NULL : PyTuple_New(k);
+    for (Py_ssize_t i = 0; values != NULL && i < k; i++) {
+        Py_ssize_t rank = PyLong_AsSsize_t(PyTuple_GET_ITEM(ranks, i));
+        if (rank == -1 && PyErr_Occurred()) {
+            Py_CLEAR(values);
+            break;
+        }
+        if (rank < 0 || rank >= count) {
+            PyErr_SetString(PyExc_IndexError, "meter_itl: rank out of range");
+            Py_CLEAR(values);
+            break;
+        }
+        PyObject *value = PyLong_FromUnsignedLongLong(gaps[rank]);
+        if (value == NULL) {
+            Py_CLEAR(values);
+            break;
+        }
+        PyTuple_SET_ITEM(values, i, value);
+    }
+    if (values != NULL) {
+        result = Py_BuildValue("(LLOO)", stamps[0], stamps[n - 1], squares, values);
+    }
+    Py_XDECREF(squares);
+    Py_XDECREF(values);
+    PyMem_Free(stamps);
+    return result;
 }
 
 static PyObject *
@@ -1014,7 +1211,7 @@ Core_feed(CoreObject *self, PyObject *data)
     }
     self->busy = 1;
     self->fast = 0;
-    PyObject *out = self->meter_tokens != NULL ? feed_metered(self, data) : feed_guarded(self, data);
+    PyObject *out = self->meter_others != NULL ? feed_metered(self, data) : feed_guarded(self, data);
     self->busy = 0;
     return out;
 }
@@ -1023,13 +1220,20 @@ static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
     {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
-     "set_meter(tokens, others, clock=None): stamp each feed()'s chunks with one\n"
-     "reading of `clock` (default: time.perf_counter_ns()'s clock, read in C), taken\n"
-     "as the read arrives: a token chunk's reading goes to `tokens` (its text's\n"
-     "code points to `metered_chars`), any other chunk as (reading, chunk) to\n"
-     "`others`, and a feed() that raises adds (reading, exception) to `others`;\n"
-     "`done_ns` gets the reading of the feed() that saw [DONE].\n"
-     "set_meter(None, None) turns it off."},
+     "set_meter(others, clock=None): stamp each feed()'s chunks with one reading of\n"
+     "`clock` (default: time.perf_counter_ns()'s clock, read in C), taken as the\n"
+     "read arrives: a token chunk's reading is kept here (`metered_tokens`,\n"
+     "meter_times(), meter_itl(); its text's code points go to `metered_chars`), any\n"
+     "other chunk goes to `others` as (reading, chunk), and a feed() that raises\n"
+     "adds (reading, exception); `done_ns` gets the reading of the feed() that saw\n"
+     "[DONE]. set_meter(None) turns it off. Each call starts the counts afresh."},
+    {"meter_times", (PyCFunction)Core_meter_times, METH_NOARGS,
+     "meter_times() -> list[int]: the readings of the metered token chunks."},
+    {"meter_itl", (PyCFunction)(void (*)(void))Core_meter_itl, METH_FASTCALL,
+     "meter_itl(late, ranks) -> (first, last, squares, values) | None: the metered\n"
+     "token readings and `late` merged; the sum of the squared gaps and the gaps at\n"
+     "`ranks` of their ascending order. None without readings (or if the clock\n"
+     "went back)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1092,6 +1296,7 @@ static PyMemberDef Core_members[] = {
     {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
     {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
     {"metered_chars", T_LONGLONG, offsetof(CoreObject, metered_chars), 0, NULL},
+    {"metered_tokens", T_PYSSIZET, offsetof(CoreObject, meter_count), READONLY, NULL},
     {"done_ns", T_LONGLONG, offsetof(CoreObject, done_ns), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };

@@ -13,13 +13,14 @@ class DecoderCore:
     metered_chars: int
     done_ns: int
     def feed(self, data: bytes) -> list[Any]: ...
+    metered_tokens: int
     def set_meter(
-        self,
-        tokens: list[int] | None,
-        others: list[Any] | None,
-        clock: Callable[[], int] | None = None,
-        /,
+        self, others: list[Any] | None, clock: Callable[[], int] | None = None, /
     ) -> None: ...
+    def meter_times(self) -> list[int]: ...
+    def meter_itl(
+        self, late: list[int], ranks: tuple[int, ...], /
+    ) -> tuple[int, int, int, tuple[int, ...]] | None: ...
 
 def split_events(
     data: bytes, start: int, head: bytes = ..., /

@@ -146,19 +146,42 @@ def summarize_ns(values: Iterable[int]) -> LatencySummary | None:
     count = len(ordered)
     if not count:
         return None
-    total = sum(ordered)
-    squares = sum(map(mul, ordered, ordered))
+    return _summary_ns(count, sum(ordered), sum(map(mul, ordered, ordered)), ordered.__getitem__)
+
+
+_QUANTILES = (50, 90, 95, 99)
+
+
+def _ranks(count: int) -> tuple[int, ...]:
+    """The ranks of ``count`` ordered values that :func:`_summary_ns` reads."""
+    ranks = {0, count - 1}
+    for q in _QUANTILES:
+        low = int((count - 1) * (q / 100.0))
+        ranks.update((low, min(low + 1, count - 1)))
+    return tuple(sorted(ranks))
+
+
+def _summary_ns(count: int, total: int, squares: int, at: Callable[[int], int]) -> LatencySummary:
+    """A summary in ms of ``count`` integer ns values from their exact sum, sum of squares
+    and ``at(rank)``, the value at a rank of their ascending order (see :func:`_ranks`)."""
+    quantiles = []
+    for q in _QUANTILES:  # as percentile(), reading only the two ranks it needs
+        position = (count - 1) * (q / 100.0)
+        low = int(position)
+        high = min(low + 1, count - 1)
+        quantiles.append((at(low) + (at(high) - at(low)) * (position - low)) * _MS)
     variance = (count * squares - total * total) / (count * count)  # exact numerator
+    p50, p90, p95, p99 = quantiles
     return LatencySummary(
         count=count,
         mean=total / count * _MS,
         std=math.sqrt(max(variance, 0.0)) * _MS,
-        min=ordered[0] * _MS,
-        p50=percentile(ordered, 50) * _MS,
-        p90=percentile(ordered, 90) * _MS,
-        p95=percentile(ordered, 95) * _MS,
-        p99=percentile(ordered, 99) * _MS,
-        max=ordered[-1] * _MS,
+        min=at(0) * _MS,
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        max=at(count - 1) * _MS,
     )
 
 
@@ -404,7 +427,7 @@ class StreamMeter:
         self._metered = hasattr(self.decoder, "set_meter")
         if self._metered:
             own = None if clock is time.perf_counter_ns else clock
-            self.decoder.set_meter(self._tokens, self._others, own)  # type: ignore[attr-defined]
+            self.decoder.set_meter(self._others, own)  # type: ignore[attr-defined]
             self._sink = self._late
             self.feed = self.decoder.feed  # type: ignore[method-assign]
 
@@ -612,9 +635,28 @@ class StreamMeter:
     def _stamps(self) -> list[int]:
         """Every token chunk's reading, in order (noting what is pending first)."""
         self._note()
-        if not self._late:
+        if not self._metered:
             return self._tokens
-        return sorted(self._tokens + self._late)  # two ordered runs: one merge
+        stamps: list[int] = self.decoder.meter_times()  # type: ignore[attr-defined]
+        return sorted(stamps + self._late) if self._late else stamps  # two ordered runs
+
+    def _token_span(self) -> tuple[int, int | None, LatencySummary | None]:
+        """How many token chunks, the first one's reading, and the ITL summary."""
+        if self._metered:
+            self._note()
+            late = self._late
+            count = self.decoder.metered_tokens + len(late)  # type: ignore[attr-defined]
+            ranks = _ranks(count - 1) if count > 1 else ()
+            summed = self.decoder.meter_itl(late, ranks) if count else None  # type: ignore[attr-defined]
+            if summed is not None:  # else the clock went back: work from the list
+                first, last, squares, values = summed
+                if count < 2:
+                    return count, first, None
+                at = dict(zip(ranks, values, strict=True)).__getitem__
+                return count, first, _summary_ns(count - 1, last - first, squares, at)
+        stamps = self._stamps()
+        first = stamps[0] if stamps else None
+        return len(stamps), first, summarize_ns(map(sub, stamps[1:], stamps))
 
     @property
     def token_times(self) -> list[int]:
@@ -638,7 +680,7 @@ class StreamMeter:
 
         Before ``[DONE]`` and without an error, ``status`` is ``"truncated"``.
         """
-        stamps = self._stamps()
+        count, first_token, itl = self._token_span()
         if self._status is not None:
             status: StreamStatus = self._status
         else:
@@ -650,15 +692,15 @@ class StreamMeter:
             kind = "truncated"
         start = self.start_ns
         first = self._first_chunk
-        if stamps and (first is None or stamps[0] < first):
-            first = stamps[0]
-        ttft = (stamps[0] - start) * _MS if stamps else None
+        if first_token is not None and (first is None or first_token < first):
+            first = first_token
+        ttft = (first_token - start) * _MS if first_token is not None else None
         end = self._done_at()
         e2el = (end - start) * _MS if end is not None else None
         usage = self._usage
         completion = _count(usage, "completion_tokens")
         basis: Literal["usage", "chunks"] = "chunks"
-        tokens = len(stamps)
+        tokens = count
         if completion is not None:
             tokens, basis = completion, "usage"
         tpot = rate = None
@@ -673,15 +715,15 @@ class StreamMeter:
             error=error,
             error_kind=kind,
             finish_reason=self._finish,
-            chunks=self._chunks + len(stamps),
-            token_chunks=len(stamps),
+            chunks=self._chunks + count,
+            token_chunks=count,
             content_chars=content,
             reasoning_chars=self._reasoning,
             time_to_first_chunk_ms=(first - start) * _MS if first is not None else None,
             ttft_ms=ttft,
             e2el_ms=e2el,
             tpot_ms=tpot,
-            itl_ms=summarize_ns(map(sub, stamps[1:], stamps)),
+            itl_ms=itl,
             prompt_tokens=_count(usage, "prompt_tokens"),
             completion_tokens=completion,
             total_tokens=_count(usage, "total_tokens"),
