@@ -410,7 +410,8 @@ class StreamMeter:
         self._content = 0
         self._reasoning = 0
         self._first_chunk: int | None = None
-        self._end: int | None = None
+        self._end: int | None = None  # the failure's reading, or close()'s
+        self._done: int | None = None  # without the accelerator: the reading of [DONE]'s read
         self._usage: Any = None
         self._finish: str | None = None
         self._error: str | None = None
@@ -463,10 +464,8 @@ class StreamMeter:
                         self._tokens.append(now)
                         return chunks
             self._observe(chunks, now)
-            if self.decoder.done:
-                self._end = now
-        elif self._end is None and self.decoder.done:
-            self._end = now
+        if self._done is None and self.decoder.done:
+            self._done = now
         return chunks
 
     def close(self) -> list[Any]:
@@ -481,7 +480,8 @@ class StreamMeter:
         if chunks:
             self._observe(chunks, self.clock())
         if self._end is None:
-            self._end = self._done_at() or self.clock()
+            done = self._done_at()
+            self._end = self.clock() if done is None else done
         self._closed = True
         return chunks
 
@@ -616,19 +616,20 @@ class StreamMeter:
             self._status = status
             self._error = message
             self._kind_of_error = kind or ("truncated" if status == "truncated" else "error")
-        if self._end is None and self._done_ns() is None:
+        if self._end is None:
             self._end = self.clock() if now is None else now
 
     # -- results ---------------------------------------------------------------------------------
 
     def _done_ns(self) -> int | None:
-        """With the accelerator: the reading of the read that brought ``[DONE]``."""
+        """The reading of the read that brought ``[DONE]`` (None before it)."""
         if self._metered and self.decoder.done:
+            # 0: [DONE] came without its blank line, found by close(), which sets the end
             return self.decoder.done_ns or None  # type: ignore[attr-defined]
-        return None
+        return self._done
 
     def _done_at(self) -> int | None:
-        """The end of the stream, if it ended: the read of ``[DONE]``, else ``_end``."""
+        """The end of the stream: the read that brought ``[DONE]``, else ``_end``."""
         done = self._done_ns()
         return self._end if done is None else done
 
