@@ -2,7 +2,7 @@
 
 With the meter on, each ``feed()`` reads ``time.perf_counter_ns()``'s clock
 once; every chunk it returns is filed under that reading: a token chunk (one
-choice, non-empty text content, no finish reason, no usage, before [DONE])
+choice, non-empty text content, no finish reason, no usage)
 is kept by the decoder (``meter_times()``) with its code points added to
 ``metered_chars``, any other goes as ``(reading, chunk)`` to ``others``.
 ``done_ns`` is the reading of the feed that saw [DONE].
@@ -100,14 +100,13 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
     b = [c for data in reads for c in metered.feed(data)]
     tokens = metered.meter_times()  # type: ignore[attr-defined]
     assert a == b
-    if how == "whole":  # the read that holds [DONE]: nothing in it counts as a token
-        assert tokens == []
-        assert [c for _, c in others] == a
-    else:
-        assert len(tokens) == 5
-        assert [c for _, c in others] == a[5:]
-        assert metered.metered_chars == 10  # type: ignore[attr-defined]
+    # The read that holds [DONE] meters its token chunks like any other read.
+    assert len(tokens) == 5
+    assert [c for _, c in others] == a[5:]
+    assert metered.metered_chars == 10  # type: ignore[attr-defined]
     assert metered.done_ns > 0  # type: ignore[attr-defined]
+    if how == "whole":
+        assert tokens == [metered.done_ns] * 5  # type: ignore[attr-defined]
     assert tokens == sorted(tokens)
 
 

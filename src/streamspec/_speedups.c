@@ -872,8 +872,7 @@ meter_push(CoreObject *self, long long reading)
 /* Files the chunks of one feed() under its reading (`*stamp`: the reading as an
  * int, made when first needed). */
 static int
-meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **stamp,
-             int saw_done)
+meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **stamp)
 {
     PyObject *others = self->meter_others;
     if (others == NULL || !PyList_Check(chunks)) {
@@ -883,7 +882,7 @@ meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **s
     int status = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
         PyObject *chunk = PyList_GET_ITEM(chunks, i);
-        Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
+        Py_ssize_t chars = token_chars(chunk);
         if (chars > 0) {
             self->metered_chars += chars;
             status = meter_push(self, reading);
@@ -989,13 +988,11 @@ feed_metered(CoreObject *self, PyObject *data)
         Py_XDECREF(stamp);
         return NULL;
     }
-    int saw_done = 0;
     if (!self->fast && !self->meter_done && decoder_done(self)) {
         self->meter_done = 1;
         self->done_ns = reading;
-        saw_done = 1;
     }
-    if (PyList_GET_SIZE(out) > 0 && meter_chunks(self, out, reading, &stamp, saw_done) < 0) {
+    if (PyList_GET_SIZE(out) > 0 && meter_chunks(self, out, reading, &stamp) < 0) {
         Py_XDECREF(stamp);
         Py_DECREF(out);
         return NULL;
