@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import msgspec
 import pytest
 
+import streamspec
 import streamspec.metrics
 from splitting import FIXTURE_NAMES, RESUMABLE, bytewise, fixture, split_at
 from streamspec import Error
@@ -203,6 +205,18 @@ def test_the_real_clock_takes_the_c_path() -> None:
 def test_a_clock_that_is_not_an_int() -> None:
     clock: Callable[[], Any] = lambda: 1.5  # noqa: E731
     meter = StreamMeter(clock=lambda: 0)
-    meter.decoder.set_meter([], clock)  # type: ignore[attr-defined]
+    meter.decoder.set_meter(meter._note, clock)  # type: ignore[attr-defined]
     with pytest.raises(TypeError, match="not an int"):
         meter.decoder.feed(sse(chunk({"content": "a"})))
+
+
+def test_the_meter_keeps_no_chunk() -> None:
+    data = sse(chunk({"reasoning_content": "hmm"}), chunk({"content": "a"}, "stop"))
+    meter = StreamMeter()
+    [reasoning, finish] = meter.feed(data)
+    plain = streamspec.ChunkDecoder()
+    [alone, alone_finish] = plain.feed(data)
+    # Chunks the decoder hands to the meter are noted at once, not held until result().
+    assert sys.getrefcount(reasoning) == sys.getrefcount(alone)
+    assert sys.getrefcount(finish) == sys.getrefcount(alone_finish)
+    assert meter.result().token_chunks == 2

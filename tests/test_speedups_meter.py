@@ -4,7 +4,7 @@ With the meter on, each ``feed()`` reads ``time.perf_counter_ns()``'s clock
 once; every chunk it returns is filed under that reading: a token chunk (one
 choice, non-empty text content, no finish reason, no usage)
 is kept by the decoder (``meter_times()``) with its code points added to
-``metered_chars``, any other goes as ``(reading, chunk)`` to ``others``.
+``metered_chars``; the note is called with ``(reading, chunk)`` for any other.
 ``done_ns`` is the reading of the feed that saw [DONE].
 """
 
@@ -35,6 +35,15 @@ def chunk(content: Any = "héllo", *, finish: Any = None, usage: Any = None, n: 
     return b"data: " + msgspec.json.encode(body) + b"\n\n"
 
 
+def note(into: list[tuple[int, Any]]) -> Any:
+    """A note that keeps what it is given."""
+
+    def keep(reading: int, item: Any) -> None:
+        into.append((reading, item))
+
+    return keep
+
+
 USAGE = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 KINDS: dict[str, tuple[bytes, bool]] = {
     "token": (chunk("héllo"), True),
@@ -52,7 +61,7 @@ def test_each_chunk_is_filed_under_its_feed_reading(kind: str) -> None:
     data, is_token = KINDS[kind]
     decoder = ChunkDecoder()
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     before = time.perf_counter_ns()
     out = decoder.feed(data)
     tokens = decoder.meter_times()  # type: ignore[attr-defined]
@@ -74,7 +83,7 @@ def test_one_reading_per_feed_and_done_ns() -> None:
     stream = chunk("a") + chunk("bc") + chunk("d", finish="stop") + chunk(None, usage=USAGE)
     decoder = ChunkDecoder()
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     assert decoder.done_ns == 0  # type: ignore[attr-defined]
     out = decoder.feed(stream)
     assert len(out) == 4
@@ -95,7 +104,7 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
     reads = [stream] if how == "whole" else bytewise(stream)
     plain, metered = ChunkDecoder(), ChunkDecoder()
     others: list[tuple[int, Any]] = []
-    metered.set_meter(others)  # type: ignore[attr-defined]
+    metered.set_meter(note(others))  # type: ignore[attr-defined]
     a = [c for data in reads for c in plain.feed(data)]
     b = [c for data in reads for c in metered.feed(data)]
     tokens = metered.meter_times()  # type: ignore[attr-defined]
@@ -113,7 +122,7 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
 def test_errors_are_raised_as_without_the_meter() -> None:
     decoder = ChunkDecoder()
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     with pytest.raises(streamspec.StreamError) as info:
         decoder.feed(chunk("a") + b'data: {"error":{"message":"boom"}}\n\n')
     assert len(info.value.chunks) == 1
@@ -128,7 +137,7 @@ def test_other_chunk_types_and_turning_it_off() -> None:
 
     decoder = ChunkDecoder(Slim)
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     assert len(decoder.feed(chunk("a"))) == 1
     assert decoder.meter_times() == []  # type: ignore[attr-defined]
     assert len(others) == 1  # not the default chunk type: left to the caller
@@ -136,4 +145,21 @@ def test_other_chunk_types_and_turning_it_off() -> None:
     decoder.feed(chunk("b"))
     assert len(others) == 1
     with pytest.raises(TypeError):
-        decoder.set_meter(())  # type: ignore[attr-defined]
+        decoder.set_meter([])  # type: ignore[attr-defined]
+
+
+def test_a_note_that_raises_is_the_feeds_error() -> None:
+    def broken(reading: int, item: Any) -> None:
+        raise ValueError("note failed")
+
+    decoder = ChunkDecoder()
+    decoder.set_meter(broken)  # type: ignore[attr-defined]
+    assert len(decoder.feed(chunk("a"))) == 1  # token chunks do not call the note
+    with pytest.raises(ValueError, match="note failed"):
+        decoder.feed(chunk("b", finish="stop"))
+    seen: list[tuple[int, Any]] = []
+    decoder.set_meter(note(seen))  # type: ignore[attr-defined]
+    assert decoder.metered_tokens == 0  # type: ignore[attr-defined]
+    with pytest.raises(streamspec.StreamError):
+        decoder.feed(b'data: {"error": {"message": "x"}}\n\n')
+    assert [type(item) for _, item in seen] == [streamspec.StreamError]

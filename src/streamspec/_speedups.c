@@ -202,7 +202,7 @@ typedef struct {
     char fast;                 /* the last feed() was decided here, without the Python path */
     long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
     Py_ssize_t meter_count, meter_capacity;
-    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others, or NULL */
+    PyObject *meter_note;      /* set_meter(): called with (reading, chunk) for the others */
     PyObject *meter_clock;     /* set_meter(): the clock to call, or NULL for perf_counter_ns */
     long long metered_chars;   /* code points of the metered token chunks */
     long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
@@ -229,7 +229,7 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
     Py_VISIT(self->error_owner);
-    Py_VISIT(self->meter_others);
+    Py_VISIT(self->meter_note);
     Py_VISIT(self->meter_clock);
     return 0;
 }
@@ -245,7 +245,7 @@ Core_clear(CoreObject *self)
     PyMem_Free(self->meter_times);
     self->meter_times = NULL;
     self->meter_count = self->meter_capacity = 0;
-    Py_CLEAR(self->meter_others);
+    Py_CLEAR(self->meter_note);
     Py_CLEAR(self->meter_clock);
     return 0;
 }
@@ -874,11 +874,12 @@ meter_push(CoreObject *self, long long reading)
 static int
 meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **stamp)
 {
-    PyObject *others = self->meter_others;
-    if (others == NULL || !PyList_Check(chunks)) {
+    PyObject *note = self->meter_note;
+    if (note == NULL || !PyList_Check(chunks)) {
         return 0;
     }
-    Py_INCREF(others);
+    Py_INCREF(note);
+    Py_INCREF(chunks); /* the note may be anything: keep what is iterated alive */
     int status = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
         PyObject *chunk = PyList_GET_ITEM(chunks, i);
@@ -891,12 +892,16 @@ meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **s
             status = -1;
         }
         else {
-            PyObject *pair = PyTuple_Pack(2, *stamp, chunk);
-            status = pair == NULL ? -1 : PyList_Append(others, pair);
-            Py_XDECREF(pair);
+            Py_INCREF(chunk);
+            PyObject *call[2] = {*stamp, chunk};
+            PyObject *noted = PyObject_Vectorcall(note, call, 2, NULL);
+            Py_DECREF(chunk);
+            status = noted == NULL ? -1 : 0;
+            Py_XDECREF(noted);
         }
     }
-    Py_DECREF(others);
+    Py_DECREF(chunks);
+    Py_DECREF(note);
     return status;
 }
 
@@ -944,13 +949,13 @@ meter_reading(CoreObject *self, long long *reading, PyObject **stamp)
     return 0;
 }
 
-/* A feed() that raised: its exception goes to `others` as (reading, exception),
- * then is raised on, so the meter sees the failure without a frame around feed(). */
+/* A feed() that raised: the note gets (reading, exception), then the exception is
+ * raised on, so the meter sees the failure without a frame around feed(). */
 static void
 meter_failure(CoreObject *self, long long reading, PyObject *stamp)
 {
-    PyObject *others = self->meter_others;
-    if (others == NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
+    PyObject *note = self->meter_note;
+    if (note == NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
         return;
     }
     PyObject *type, *value, *tb;
@@ -959,15 +964,19 @@ meter_failure(CoreObject *self, long long reading, PyObject *stamp)
     if (tb != NULL && value != NULL) {
         PyException_SetTraceback(value, tb);
     }
-    Py_INCREF(others);
+    Py_INCREF(note);
     PyObject *number = stamp != NULL ? Py_NewRef(stamp) : PyLong_FromLongLong(reading);
-    PyObject *pair = value == NULL || number == NULL ? NULL : PyTuple_Pack(2, number, value);
-    if (pair == NULL || PyList_Append(others, pair) < 0) {
+    PyObject *noted = NULL;
+    if (number != NULL && value != NULL) {
+        PyObject *call[2] = {number, value};
+        noted = PyObject_Vectorcall(note, call, 2, NULL);
+    }
+    if (noted == NULL) {
         PyErr_Clear(); /* the feed's own error is the one to raise */
     }
-    Py_XDECREF(pair);
+    Py_XDECREF(noted);
     Py_XDECREF(number);
-    Py_DECREF(others);
+    Py_DECREF(note);
     PyErr_Restore(type, value, tb);
 }
 
@@ -1004,15 +1013,14 @@ feed_metered(CoreObject *self, PyObject *data)
 static PyObject *
 Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *others = nargs >= 1 ? args[0] : NULL;
+    PyObject *note = nargs >= 1 ? args[0] : NULL;
     PyObject *clock = nargs == 2 ? args[1] : Py_None;
-    if (nargs < 1 || nargs > 2 || (others != Py_None && !PyList_CheckExact(others)) ||
+    if (nargs < 1 || nargs > 2 || (note != Py_None && !PyCallable_Check(note)) ||
         (clock != Py_None && !PyCallable_Check(clock))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "set_meter(others: list, clock=None), or set_meter(None)");
+        PyErr_SetString(PyExc_TypeError, "set_meter(note, clock=None), or set_meter(None)");
         return NULL;
     }
-    if (others != Py_None && MeterChunk == NULL) {
+    if (note != Py_None && MeterChunk == NULL) {
         PyObject *module = PyImport_ImportModule("streamspec.types.stream");
         if (module == NULL) {
             return NULL;
@@ -1023,8 +1031,8 @@ Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    int on = others != Py_None;
-    Py_XSETREF(self->meter_others, on ? Py_NewRef(others) : NULL);
+    int on = note != Py_None;
+    Py_XSETREF(self->meter_note, on ? Py_NewRef(note) : NULL);
     Py_XSETREF(self->meter_clock, on && clock != Py_None ? Py_NewRef(clock) : NULL);
     PyMem_Free(self->meter_times);
     self->meter_times = NULL;
@@ -1208,7 +1216,7 @@ Core_feed(CoreObject *self, PyObject *data)
     }
     self->busy = 1;
     self->fast = 0;
-    PyObject *out = self->meter_others != NULL ? feed_metered(self, data) : feed_guarded(self, data);
+    PyObject *out = self->meter_note != NULL ? feed_metered(self, data) : feed_guarded(self, data);
     self->busy = 0;
     return out;
 }
@@ -1217,13 +1225,14 @@ static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
     {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
-     "set_meter(others, clock=None): stamp each feed()'s chunks with one reading of\n"
+     "set_meter(note, clock=None): stamp each feed()'s chunks with one reading of\n"
      "`clock` (default: time.perf_counter_ns()'s clock, read in C), taken as the\n"
      "read arrives: a token chunk's reading is kept here (`metered_tokens`,\n"
-     "meter_times(), meter_itl(); its text's code points go to `metered_chars`), any\n"
-     "other chunk goes to `others` as (reading, chunk), and a feed() that raises\n"
-     "adds (reading, exception); `done_ns` gets the reading of the feed() that saw\n"
-     "[DONE]. set_meter(None) turns it off. Each call starts the counts afresh."},
+     "meter_times(), meter_itl(); its text's code points go to `metered_chars`),\n"
+     "note(reading, chunk) is called for any other chunk (an exception it raises\n"
+     "is feed()'s), and note(reading, exception) for a feed() that raises;\n"
+     "`done_ns` gets the reading of the feed() that saw [DONE]. set_meter(None)\n"
+     "turns it off. Each call starts the counts afresh."},
     {"meter_times", (PyCFunction)Core_meter_times, METH_NOARGS,
      "meter_times() -> list[int]: the readings of the metered token chunks."},
     {"meter_itl", (PyCFunction)(void (*)(void))Core_meter_itl, METH_FASTCALL,

@@ -50,8 +50,9 @@ are milliseconds, ``null`` when the stream gave nothing to measure::
      "output_tokens": 49, "output_tokens_basis": "usage", "tokens_per_second": 49.9}
 
 Cost: with the C accelerator the reading and the common token chunk are taken
-inside the decoder's own ``feed()`` (the same C call that frames the read);
-other chunks and the percentiles are worked out by :meth:`StreamMeter.result`.
+inside the decoder's own ``feed()`` (the same C call that frames the read),
+other chunks are noted in Python, and :meth:`StreamMeter.result` sums up the
+gaps in C.
 """
 
 from __future__ import annotations
@@ -374,9 +375,9 @@ class StreamMeter:
     With the C accelerator, ``feed`` is the decoder's own ``feed()``: the
     reading and the common token chunk (one choice, a string of content, no
     finish reason, no usage) are taken in the same C call that frames the read,
-    and every other chunk is noted, with its reading, when the metrics are
-    next asked for. Without it, ``feed()`` does the same in Python. Both give
-    the same metrics.
+    which hands every other chunk (and an error it raises) to the meter with
+    its reading. Without it, ``feed()`` does the same in Python. Both give the
+    same metrics.
     """
 
     def __init__(
@@ -422,13 +423,11 @@ class StreamMeter:
         if kind == "completions":
             self._observe = self._observe_legacy  # type: ignore[method-assign]
         # With the accelerator the decoder meters itself (see the class docstring).
-        self._others: list[tuple[int, Any]] = []  # (reading, chunk or exception), in order
-        self._noted = 0  # entries of _others already noted
-        self._late: list[int] = []  # readings of the token chunks among _others
+        self._late: list[int] = []  # readings of the token chunks the decoder handed to _note
         self._metered = hasattr(self.decoder, "set_meter")
         if self._metered:
             own = None if clock is time.perf_counter_ns else clock
-            self.decoder.set_meter(self._others, own)  # type: ignore[attr-defined]
+            self.decoder.set_meter(self._note, own)  # type: ignore[attr-defined]
             self._sink = self._late
             self.feed = self.decoder.feed  # type: ignore[method-assign]
 
@@ -470,7 +469,6 @@ class StreamMeter:
 
     def close(self) -> list[Any]:
         """End the stream; return the chunks a final unterminated event held."""
-        self._note()
         try:
             chunks = self.decoder.close()
         except Error as exc:
@@ -493,7 +491,6 @@ class StreamMeter:
         ``"truncated"`` or ``"error"``). The stream's end time is taken now if
         it had none.
         """
-        self._note()
         self._record(message, status, kind, None)
 
     def fail_with(self, exc: BaseException) -> None:
@@ -520,17 +517,13 @@ class StreamMeter:
     # a handful of attribute reads (or nothing in Python, with the accelerator); anything else
     # goes through _chat_choice.
 
-    def _note(self) -> None:
-        """Note what the accelerator filed in ``_others`` since the last call, in order."""
-        others = self._others
-        while self._noted < len(others):
-            reading, item = others[self._noted]
-            self._noted += 1
-            if isinstance(item, BaseException):
-                if isinstance(item, Error):
-                    self._failed(item, reading)
-            else:
-                self._observe([item], reading)
+    def _note(self, reading: int, item: Any) -> None:
+        """With the accelerator: a chunk its feed() did not meter, or the error it raised."""
+        if isinstance(item, BaseException):
+            if isinstance(item, Error):
+                self._failed(item, reading)
+        else:
+            self._observe([item], reading)
 
     def _observe(self, chunks: list[Any], now: int) -> None:
         if self._first_chunk is None or now < self._first_chunk:
@@ -634,8 +627,7 @@ class StreamMeter:
         return self._end if done is None else done
 
     def _stamps(self) -> list[int]:
-        """Every token chunk's reading, in order (noting what is pending first)."""
-        self._note()
+        """Every token chunk's reading, in order."""
         if not self._metered:
             return self._tokens
         stamps: list[int] = self.decoder.meter_times()  # type: ignore[attr-defined]
@@ -644,7 +636,6 @@ class StreamMeter:
     def _token_span(self) -> tuple[int, int | None, LatencySummary | None]:
         """How many token chunks, the first one's reading, and the ITL summary."""
         if self._metered:
-            self._note()
             late = self._late
             count = self.decoder.metered_tokens + len(late)  # type: ignore[attr-defined]
             ranks = _ranks(count - 1) if count > 1 else ()
@@ -673,7 +664,6 @@ class StreamMeter:
     @property
     def end_ns(self) -> int | None:
         """The clock reading at the end of the stream (None while it goes on)."""
-        self._note()
         return self._done_at()
 
     def result(self) -> StreamMetrics:
