@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from operator import mul, sub
 from typing import Any, Literal
@@ -353,6 +354,19 @@ def _count(usage: Any, name: str) -> int | None:
     return value if value.__class__ is int else None
 
 
+def _weak_note(meter: StreamMeter) -> Callable[[int, Any], None]:
+    """``meter._note`` without a reference to the meter: its decoder holds the note, and a
+    meter that its own decoder kept alive would wait for the cycle collector to be freed."""
+    ref = weakref.ref(meter)
+
+    def note(reading: int, item: Any) -> None:
+        alive = ref()
+        if alive is not None:
+            alive._note(reading, item)
+
+    return note
+
+
 class StreamMeter:
     """Decode a chat completion (or legacy completions) stream and measure it as it is fed.
 
@@ -427,7 +441,7 @@ class StreamMeter:
         self._metered = hasattr(self.decoder, "set_meter")
         if self._metered:
             own = None if clock is time.perf_counter_ns else clock
-            self.decoder.set_meter(self._note, own)  # type: ignore[attr-defined]
+            self.decoder.set_meter(_weak_note(self), own)  # type: ignore[attr-defined]
             self._sink = self._late
             self.feed = self.decoder.feed  # type: ignore[method-assign]
 
