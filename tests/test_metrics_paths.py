@@ -98,7 +98,13 @@ def events(data: bytes) -> list[bytes]:
 def shapes(data: bytes, seed: str) -> dict[str, list[bytes]]:
     chooser = random.Random(seed)
     cuts = [sorted(chooser.sample(range(1, len(data)), min(len(data) - 1, k))) for k in (3, 40)]
+    boundaries = [i for i in range(len(data)) if data.startswith(b"\n\n", i)]
+    around = [cut for i in boundaries for cut in (i, i + 1, i + 2, i + 3)]
     return {
+        "around-boundaries": split_at(data, around),  # inside each blank line and just after
+        "after-data": split_at(
+            data, [i + 6 for i in range(len(data)) if data.startswith(b"data: ", i)]
+        ),
         "whole": [data],
         "events": events(data),
         "lines": data.splitlines(keepends=True),
@@ -108,7 +114,8 @@ def shapes(data: bytes, seed: str) -> dict[str, list[bytes]]:
     }
 
 
-SHAPES = ["whole", "events", "lines", "bytes", "random-3", "random-40"]
+SHAPES = ["whole", "events", "lines", "bytes", "random-3", "random-40", "around-boundaries",
+          "after-data"]  # fmt: skip
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -235,3 +242,18 @@ def test_a_meter_is_freed_without_the_cycle_collector() -> None:
         assert gone() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("mistral_magistral_thinking.sse", "chat"),
+        ("openrouter_error.sse", "chat"),
+        ("ollama_tool_calls.sse", "chat"),
+        ("completions/llamacpp_completions_n2.sse", "completions"),
+    ],
+)
+def test_every_split_point_of_a_fixture(name: str, kind: str) -> None:
+    data = fixture(name)
+    for cut in range(1, len(data)):
+        assert_same_metrics([data[:cut], data[cut:]], kind=kind)
