@@ -163,3 +163,20 @@ def test_a_note_that_raises_is_the_feeds_error() -> None:
     with pytest.raises(streamspec.StreamError):
         decoder.feed(b'data: {"error": {"message": "x"}}\n\n')
     assert [type(item) for _, item in seen] == [streamspec.StreamError]
+
+
+def test_legacy_completions_chunks_are_metered_too() -> None:
+    def legacy(text: str, finish: Any = None) -> bytes:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        body = {"id": "c", "object": "text_completion", "created": 1, "model": "m",
+                "choices": [choice]}  # fmt: skip
+        return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+    decoder = ChunkDecoder(streamspec.CreateCompletionResponse)
+    others: list[tuple[int, Any]] = []
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
+    out = decoder.feed(legacy("héllo") + legacy("") + legacy("x", finish="stop"))
+    assert len(out) == 3
+    assert decoder.metered_tokens == 1  # type: ignore[attr-defined]
+    assert decoder.metered_chars == len("héllo")  # type: ignore[attr-defined]
+    assert [chunk for _, chunk in others] == out[1:]  # empty text, a finish reason: the caller's

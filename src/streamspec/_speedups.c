@@ -784,7 +784,8 @@ feed_guarded(CoreObject *self, PyObject *data)
 
 /* -- metering: per-read readings of the clock, taken in the same call ------------------------ */
 
-static PyObject *MeterChunk = NULL; /* the default chunk type, the only one metered by slots */
+static PyObject *MeterChunk = NULL;  /* the default chunk type, metered by slots */
+static PyObject *MeterLegacy = NULL; /* the legacy completions chunk type, metered by slots */
 static PyObject *str_choices = NULL, *str_usage = NULL, *str_delta = NULL;
 static PyObject *str_finish_reason = NULL, *str_content = NULL;
 
@@ -795,6 +796,8 @@ typedef struct {
 } SlotCache;
 
 static SlotCache slot_choices, slot_usage, slot_delta, slot_finish, slot_content;
+static SlotCache legacy_choices, legacy_usage, legacy_finish, legacy_text;
+static PyObject *str_text = NULL;
 
 /* obj.<name> read from its slot (borrowed), or NULL when that is not possible. */
 static PyObject *
@@ -825,10 +828,34 @@ clock_reading(void)
 #endif
 }
 
+/* A legacy text_completion chunk of one choice with text and nothing else to note:
+ * the text's code points, or -1. */
+static Py_ssize_t
+legacy_chars(PyObject *chunk)
+{
+    PyObject *usage = read_slot(chunk, str_usage, &legacy_usage);
+    PyObject *choices = read_slot(chunk, str_choices, &legacy_choices);
+    if (usage == NULL || (usage != Py_None && usage != Unset) || choices == NULL ||
+        !PyList_CheckExact(choices) || PyList_GET_SIZE(choices) != 1) {
+        return -1;
+    }
+    PyObject *choice = PyList_GET_ITEM(choices, 0);
+    PyObject *finish = read_slot(choice, str_finish_reason, &legacy_finish);
+    PyObject *text = read_slot(choice, str_text, &legacy_text);
+    if (finish == NULL || (finish != Py_None && finish != Unset) || text == NULL ||
+        !PyUnicode_CheckExact(text) || PyUnicode_GET_LENGTH(text) == 0) {
+        return -1;
+    }
+    return PyUnicode_GET_LENGTH(text);
+}
+
 /* A chunk that carries one token of text: its code points, or -1 for any other. */
 static Py_ssize_t
 token_chars(PyObject *chunk)
 {
+    if ((PyObject *)Py_TYPE(chunk) == MeterLegacy) {
+        return legacy_chars(chunk);
+    }
     if ((PyObject *)Py_TYPE(chunk) != MeterChunk) {
         return -1;
     }
@@ -1022,14 +1049,23 @@ Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (note != Py_None && MeterChunk == NULL) {
         PyObject *module = PyImport_ImportModule("streamspec.types.stream");
-        if (module == NULL) {
+        PyObject *legacy = PyImport_ImportModule("streamspec.types.completions");
+        PyObject *chat = module == NULL ? NULL
+                         : PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
+        PyObject *text = legacy == NULL ? NULL
+                         : PyObject_GetAttrString(legacy, "CreateCompletionResponse");
+        Py_XDECREF(module);
+        Py_XDECREF(legacy);
+        if (str_text == NULL) {
+            str_text = PyUnicode_InternFromString("text");
+        }
+        if (chat == NULL || text == NULL || str_text == NULL) {
+            Py_XDECREF(chat);
+            Py_XDECREF(text);
             return NULL;
         }
-        MeterChunk = PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
-        Py_DECREF(module);
-        if (MeterChunk == NULL) {
-            return NULL;
-        }
+        MeterLegacy = text;
+        MeterChunk = chat;
     }
     int on = note != Py_None;
     Py_XSETREF(self->meter_note, on ? Py_NewRef(note) : NULL);
