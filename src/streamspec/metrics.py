@@ -387,8 +387,9 @@ class StreamMeter:
     salvage dropped).
 
     With the C accelerator, ``feed`` is the decoder's own ``feed()``: the
-    reading and the common token chunk (one choice, a string of content, no
-    finish reason, no usage) are taken in the same C call that frames the read,
+    reading and the common token chunk (one choice, a string of content or of
+    legacy text, no finish reason, no usage) are taken in the same C call that
+    frames the read,
     which hands every other chunk (and an error it raises) to the meter with
     its reading. Without it, ``feed()`` does the same in Python. Both give the
     same metrics.
