@@ -23,6 +23,9 @@ Checked, from the groups of ``test_bench_decode.py``:
   the slim type without ``error`` costing no more above its ceiling than the
   full type (see ``READ_SHAPE_GATES``);
 * ``floods``: blank-line and comment floods at >= 50 MB/s;
+* ``metering`` (``test_bench_metrics.py``, with the accelerator): StreamMeter /
+  plain decoding, <= 1.10x at 64 KiB reads and <= 1.15x at one event per read,
+  gated on the ratio measured in interleaved rounds (see ``METERING_GATES``);
 * and, when present, scaling (ns/event per stream), memory and gc figures.
 
 The decoder rows also show ``interleaved``: the same ratio measured by the
@@ -116,6 +119,16 @@ Gating like ``GATES`` when a target is set (the known level, where the target
 is missed today, is what the gate guards against regressions). The rows are
 skipped when the report was made on the pure-Python fast paths.
 """
+
+METERING_GATES = (
+    ("StreamMeter / plain decoding, 64 KiB reads", "64k", 1.10),
+    ("StreamMeter / plain decoding, one event per read", "event_per_read", 1.15),
+)
+"""Group ``metering``: (label, shape, target). Gated on ``ratio_vs_plain``, the ratio the
+metered benchmark measures itself in rounds alternating metered and plain decoding (a
+change of load between the two benchmarks cannot skew it); the ratio of the two
+benchmarks' own times is shown beside it. Skipped on the pure-Python fast paths, where
+the meter runs in Python (slower by design)."""
 
 SLIM_OVERHEAD_TARGET = 1.0
 """The slim type without ``error``: its time above its own ceiling over the full
@@ -230,6 +243,7 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
     )
     status = max(status, _check_pure(report, tolerance))
     status = max(status, _check_read_shapes(report, tolerance))
+    status = max(status, _check_metering(report, tolerance))
 
     rows = []
     for peer, minimum in SPEEDUP_TARGETS.items():
@@ -413,6 +427,44 @@ def _check_read_shapes(report: Report, tolerance: float) -> int:
             rows.append((impl, f"{speed:,.0f} MB/s", f">= {FLOOD_MIN_MB_S:.0f} MB/s",
                          "ok" if ok else "FAIL"))  # fmt: skip
         _print_table("Floods, 64 KiB reads", ("flood", "speed", "target", "status"), rows)
+    return status
+
+
+def _check_metering(report: Report, tolerance: float) -> int:
+    """The ``metering`` group, when the report has it; the exit status."""
+    group = "metering"
+    if not any(key[0] == group for key in report.index):
+        return 0
+    implementation = report.info(group, "plain-64k", "implementation")
+    gated = implementation == "c"
+    status = 0
+    rows: list[tuple[str, ...]] = []
+    for label, shape, target in METERING_GATES:
+        interleaved = report.info(group, f"metered-{shape}", "ratio_vs_plain")
+        measured = report.ratio(group, f"metered-{shape}", f"plain-{shape}")
+        limit = target * (1 + tolerance)
+        if interleaved is None:
+            verdict, code = "MISSING", 2
+        elif not gated:
+            verdict, code = f"info ({implementation} fast paths)", 0
+        else:
+            verdict, code = _verdict(float(interleaved), target, None, limit)
+        status = max(status, code if gated or interleaved is None else 0)
+        rows.append(
+            (
+                label,
+                _fmt(None if interleaved is None else float(interleaved)),
+                _fmt(measured),
+                f"<= {target:.2f}x",
+                f"{limit:.2f}x",
+                verdict,
+            )
+        )
+    _print_table(
+        f"Metering (interleaved rounds gate; fails above target + {tolerance:.0%})",
+        ("ratio", "interleaved", "measured", "target", "fails above", "status"),
+        rows,
+    )
     return status
 
 

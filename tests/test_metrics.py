@@ -262,10 +262,10 @@ def test_one_clock_reading_per_feed_shared_by_its_chunks() -> None:
     two = b"".join(sse(chunk({"content": "a"}), chunk({"content": "b"})))
     feed_at(meter, clock, 10, two)
     assert clock.readings == 2
-    feed_at(meter, clock, 25, b"data: ")  # completes nothing: no reading
-    assert clock.readings == 2
-    feed_at(meter, clock, 40, json.dumps(chunk({"content": "c"})).encode() + b"\n\n")
+    feed_at(meter, clock, 25, b"data: ")  # completes nothing: its reading is not kept
     assert clock.readings == 3
+    feed_at(meter, clock, 40, json.dumps(chunk({"content": "c"})).encode() + b"\n\n")
+    assert clock.readings == 4
     assert meter.token_times == [10 * MS, 10 * MS, 40 * MS]
     gaps = meter.result().itl_ms
     assert gaps is not None

@@ -2,10 +2,10 @@
 
 With the meter on, each ``feed()`` reads ``time.perf_counter_ns()``'s clock
 once; every chunk it returns is filed under that reading: a token chunk (one
-choice, non-empty text content, no finish reason, no usage, before [DONE])
-in ``tokens`` with its code points added to ``metered_chars``, any other as
-``(reading, chunk)`` in ``others``. ``done_ns`` is the reading of the feed
-that saw [DONE].
+choice, non-empty text content, no finish reason, no usage)
+is kept by the decoder (``meter_times()``) with its code points added to
+``metered_chars``; the note is called with ``(reading, chunk)`` for any other.
+``done_ns`` is the reading of the feed that saw [DONE].
 """
 
 from __future__ import annotations
@@ -35,6 +35,15 @@ def chunk(content: Any = "héllo", *, finish: Any = None, usage: Any = None, n: 
     return b"data: " + msgspec.json.encode(body) + b"\n\n"
 
 
+def note(into: list[tuple[int, Any]]) -> Any:
+    """A note that keeps what it is given."""
+
+    def keep(reading: int, item: Any) -> None:
+        into.append((reading, item))
+
+    return keep
+
+
 USAGE = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 KINDS: dict[str, tuple[bytes, bool]] = {
     "token": (chunk("héllo"), True),
@@ -51,11 +60,11 @@ KINDS: dict[str, tuple[bytes, bool]] = {
 def test_each_chunk_is_filed_under_its_feed_reading(kind: str) -> None:
     data, is_token = KINDS[kind]
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     before = time.perf_counter_ns()
     out = decoder.feed(data)
+    tokens = decoder.meter_times()  # type: ignore[attr-defined]
     after = time.perf_counter_ns()
     assert len(out) == 1
     if is_token:
@@ -73,12 +82,12 @@ def test_each_chunk_is_filed_under_its_feed_reading(kind: str) -> None:
 def test_one_reading_per_feed_and_done_ns() -> None:
     stream = chunk("a") + chunk("bc") + chunk("d", finish="stop") + chunk(None, usage=USAGE)
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     assert decoder.done_ns == 0  # type: ignore[attr-defined]
     out = decoder.feed(stream)
     assert len(out) == 4
+    tokens = decoder.meter_times()  # type: ignore[attr-defined]
     assert len(tokens) == 2
     assert len(set(tokens)) == 1  # the same reading
     assert [reading for reading, _ in others] == tokens
@@ -94,32 +103,32 @@ def test_metering_does_not_change_what_is_decoded(how: str) -> None:
     stream += b"data: [DONE]\n\n"
     reads = [stream] if how == "whole" else bytewise(stream)
     plain, metered = ChunkDecoder(), ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    metered.set_meter(tokens, others)  # type: ignore[attr-defined]
+    metered.set_meter(note(others))  # type: ignore[attr-defined]
     a = [c for data in reads for c in plain.feed(data)]
     b = [c for data in reads for c in metered.feed(data)]
+    tokens = metered.meter_times()  # type: ignore[attr-defined]
     assert a == b
-    if how == "whole":  # the read that holds [DONE]: nothing in it counts as a token
-        assert tokens == []
-        assert [c for _, c in others] == a
-    else:
-        assert len(tokens) == 5
-        assert [c for _, c in others] == a[5:]
-        assert metered.metered_chars == 10  # type: ignore[attr-defined]
+    # The read that holds [DONE] meters its token chunks like any other read.
+    assert len(tokens) == 5
+    assert [c for _, c in others] == a[5:]
+    assert metered.metered_chars == 10  # type: ignore[attr-defined]
     assert metered.done_ns > 0  # type: ignore[attr-defined]
+    if how == "whole":
+        assert tokens == [metered.done_ns] * 5  # type: ignore[attr-defined]
     assert tokens == sorted(tokens)
 
 
 def test_errors_are_raised_as_without_the_meter() -> None:
     decoder = ChunkDecoder()
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     with pytest.raises(streamspec.StreamError) as info:
         decoder.feed(chunk("a") + b'data: {"error":{"message":"boom"}}\n\n')
     assert len(info.value.chunks) == 1
-    assert tokens == []  # the chunks of a feed that raised are not stamped
+    assert decoder.metered_tokens == 0  # type: ignore[attr-defined]
+    # the chunks of a feed that raised are not stamped; the error is filed with its reading
+    assert [item for _, item in others] == [info.value]
 
 
 def test_other_chunk_types_and_turning_it_off() -> None:
@@ -127,14 +136,47 @@ def test_other_chunk_types_and_turning_it_off() -> None:
         choices: list[Any] = []
 
     decoder = ChunkDecoder(Slim)
-    tokens: list[int] = []
     others: list[tuple[int, Any]] = []
-    decoder.set_meter(tokens, others)  # type: ignore[attr-defined]
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
     assert len(decoder.feed(chunk("a"))) == 1
-    assert tokens == []
+    assert decoder.meter_times() == []  # type: ignore[attr-defined]
     assert len(others) == 1  # not the default chunk type: left to the caller
-    decoder.set_meter(None, None)  # type: ignore[attr-defined]
+    decoder.set_meter(None)  # type: ignore[attr-defined]
     decoder.feed(chunk("b"))
     assert len(others) == 1
     with pytest.raises(TypeError):
-        decoder.set_meter((), [])  # type: ignore[attr-defined]
+        decoder.set_meter([])  # type: ignore[attr-defined]
+
+
+def test_a_note_that_raises_is_the_feeds_error() -> None:
+    def broken(reading: int, item: Any) -> None:
+        raise ValueError("note failed")
+
+    decoder = ChunkDecoder()
+    decoder.set_meter(broken)  # type: ignore[attr-defined]
+    assert len(decoder.feed(chunk("a"))) == 1  # token chunks do not call the note
+    with pytest.raises(ValueError, match="note failed"):
+        decoder.feed(chunk("b", finish="stop"))
+    seen: list[tuple[int, Any]] = []
+    decoder.set_meter(note(seen))  # type: ignore[attr-defined]
+    assert decoder.metered_tokens == 0  # type: ignore[attr-defined]
+    with pytest.raises(streamspec.StreamError):
+        decoder.feed(b'data: {"error": {"message": "x"}}\n\n')
+    assert [type(item) for _, item in seen] == [streamspec.StreamError]
+
+
+def test_legacy_completions_chunks_are_metered_too() -> None:
+    def legacy(text: str, finish: Any = None) -> bytes:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+        body = {"id": "c", "object": "text_completion", "created": 1, "model": "m",
+                "choices": [choice]}  # fmt: skip
+        return b"data: " + msgspec.json.encode(body) + b"\n\n"
+
+    decoder = ChunkDecoder(streamspec.CreateCompletionResponse)
+    others: list[tuple[int, Any]] = []
+    decoder.set_meter(note(others))  # type: ignore[attr-defined]
+    out = decoder.feed(legacy("héllo") + legacy("") + legacy("x", finish="stop"))
+    assert len(out) == 3
+    assert decoder.metered_tokens == 1  # type: ignore[attr-defined]
+    assert decoder.metered_chars == len("héllo")  # type: ignore[attr-defined]
+    assert [chunk for _, chunk in others] == out[1:]  # empty text, a finish reason: the caller's

@@ -200,8 +200,10 @@ typedef struct {
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
-    PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
-    PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
+    long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
+    Py_ssize_t meter_count, meter_capacity;
+    PyObject *meter_note;      /* set_meter(): called with (reading, chunk) for the others */
+    PyObject *meter_clock;     /* set_meter(): the clock to call, or NULL for perf_counter_ns */
     long long metered_chars;   /* code points of the metered token chunks */
     long long done_ns;         /* the reading of the feed() that saw [DONE], 0 before */
     char meter_done;           /* `done` was found set (by a metered feed(), or before) */
@@ -227,8 +229,8 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_of);
     Py_VISIT(self->tail);
     Py_VISIT(self->error_owner);
-    Py_VISIT(self->meter_tokens);
-    Py_VISIT(self->meter_others);
+    Py_VISIT(self->meter_note);
+    Py_VISIT(self->meter_clock);
     return 0;
 }
 
@@ -240,8 +242,11 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
-    Py_CLEAR(self->meter_tokens);
-    Py_CLEAR(self->meter_others);
+    PyMem_Free(self->meter_times);
+    self->meter_times = NULL;
+    self->meter_count = self->meter_capacity = 0;
+    Py_CLEAR(self->meter_note);
+    Py_CLEAR(self->meter_clock);
     return 0;
 }
 
@@ -779,7 +784,8 @@ feed_guarded(CoreObject *self, PyObject *data)
 
 /* -- metering: per-read readings of the clock, taken in the same call ------------------------ */
 
-static PyObject *MeterChunk = NULL; /* the default chunk type, the only one metered by slots */
+static PyObject *MeterChunk = NULL;  /* the default chunk type, metered by slots */
+static PyObject *MeterLegacy = NULL; /* the legacy completions chunk type, metered by slots */
 static PyObject *str_choices = NULL, *str_usage = NULL, *str_delta = NULL;
 static PyObject *str_finish_reason = NULL, *str_content = NULL;
 
@@ -790,6 +796,8 @@ typedef struct {
 } SlotCache;
 
 static SlotCache slot_choices, slot_usage, slot_delta, slot_finish, slot_content;
+static SlotCache legacy_choices, legacy_usage, legacy_finish, legacy_text;
+static PyObject *str_text = NULL;
 
 /* obj.<name> read from its slot (borrowed), or NULL when that is not possible. */
 static PyObject *
@@ -820,10 +828,34 @@ clock_reading(void)
 #endif
 }
 
+/* A legacy text_completion chunk of one choice with text and nothing else to note:
+ * the text's code points, or -1. */
+static Py_ssize_t
+legacy_chars(PyObject *chunk)
+{
+    PyObject *usage = read_slot(chunk, str_usage, &legacy_usage);
+    PyObject *choices = read_slot(chunk, str_choices, &legacy_choices);
+    if (usage == NULL || (usage != Py_None && usage != Unset) || choices == NULL ||
+        !PyList_CheckExact(choices) || PyList_GET_SIZE(choices) != 1) {
+        return -1;
+    }
+    PyObject *choice = PyList_GET_ITEM(choices, 0);
+    PyObject *finish = read_slot(choice, str_finish_reason, &legacy_finish);
+    PyObject *text = read_slot(choice, str_text, &legacy_text);
+    if (finish == NULL || (finish != Py_None && finish != Unset) || text == NULL ||
+        !PyUnicode_CheckExact(text) || PyUnicode_GET_LENGTH(text) == 0) {
+        return -1;
+    }
+    return PyUnicode_GET_LENGTH(text);
+}
+
 /* A chunk that carries one token of text: its code points, or -1 for any other. */
 static Py_ssize_t
 token_chars(PyObject *chunk)
 {
+    if ((PyObject *)Py_TYPE(chunk) == MeterLegacy) {
+        return legacy_chars(chunk);
+    }
     if ((PyObject *)Py_TYPE(chunk) != MeterChunk) {
         return -1;
     }
@@ -846,38 +878,57 @@ token_chars(PyObject *chunk)
     return PyUnicode_GET_LENGTH(content);
 }
 
-/* Files the chunks of one feed() under its reading. */
+/* Keeps one token chunk's reading. */
 static int
-meter_chunks(CoreObject *self, PyObject *chunks, long long reading, int saw_done)
+meter_push(CoreObject *self, long long reading)
 {
-    PyObject *tokens = self->meter_tokens, *others = self->meter_others;
-    if (tokens == NULL || others == NULL || !PyList_Check(chunks)) {
+    if (self->meter_count == self->meter_capacity) {
+        Py_ssize_t capacity = self->meter_capacity < 256 ? 256 : self->meter_capacity * 2;
+        long long *times = PyMem_Realloc(self->meter_times, (size_t)capacity * sizeof(long long));
+        if (times == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->meter_times = times;
+        self->meter_capacity = capacity;
+    }
+    self->meter_times[self->meter_count++] = reading;
+    return 0;
+}
+
+/* Files the chunks of one feed() under its reading (`*stamp`: the reading as an
+ * int, made when first needed). */
+static int
+meter_chunks(CoreObject *self, PyObject *chunks, long long reading, PyObject **stamp)
+{
+    PyObject *note = self->meter_note;
+    if (note == NULL || !PyList_Check(chunks)) {
         return 0;
     }
-    Py_INCREF(tokens);
-    Py_INCREF(others);
+    Py_INCREF(note);
+    Py_INCREF(chunks); /* the note may be anything: keep what is iterated alive */
     int status = 0;
-    PyObject *stamp = NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chunks) && status == 0; i++) {
         PyObject *chunk = PyList_GET_ITEM(chunks, i);
-        Py_ssize_t chars = saw_done ? -1 : token_chars(chunk);
-        if (stamp == NULL && (stamp = PyLong_FromLongLong(reading)) == NULL) {
-            status = -1;
-            break;
-        }
+        Py_ssize_t chars = token_chars(chunk);
         if (chars > 0) {
             self->metered_chars += chars;
-            status = PyList_Append(tokens, stamp);
+            status = meter_push(self, reading);
+        }
+        else if (*stamp == NULL && (*stamp = PyLong_FromLongLong(reading)) == NULL) {
+            status = -1;
         }
         else {
-            PyObject *pair = PyTuple_Pack(2, stamp, chunk);
-            status = pair == NULL ? -1 : PyList_Append(others, pair);
-            Py_XDECREF(pair);
+            Py_INCREF(chunk);
+            PyObject *call[2] = {*stamp, chunk};
+            PyObject *noted = PyObject_Vectorcall(note, call, 2, NULL);
+            Py_DECREF(chunk);
+            status = noted == NULL ? -1 : 0;
+            Py_XDECREF(noted);
         }
     }
-    Py_XDECREF(stamp);
-    Py_DECREF(tokens);
-    Py_DECREF(others);
+    Py_DECREF(chunks);
+    Py_DECREF(note);
     return status;
 }
 
@@ -895,56 +946,298 @@ decoder_done(CoreObject *self)
     return truth;
 }
 
+/* The reading of one feed(): the meter's clock, called (`*stamp` gets what it
+ * returned), or perf_counter_ns's clock, read here. -1 with an exception set on failure. */
+static int
+meter_reading(CoreObject *self, long long *reading, PyObject **stamp)
+{
+    if (self->meter_clock == NULL) {
+        *reading = clock_reading();
+        return 0;
+    }
+    PyObject *clock = Py_NewRef(self->meter_clock);
+    PyObject *value = PyObject_CallNoArgs(clock);
+    Py_DECREF(clock);
+    if (value == NULL) {
+        return -1;
+    }
+    if (!PyLong_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "the meter's clock returned %.100s, not an int",
+                     Py_TYPE(value)->tp_name);
+        Py_DECREF(value);
+        return -1;
+    }
+    *reading = PyLong_AsLongLong(value);
+    if (*reading == -1 && PyErr_Occurred()) {
+        Py_DECREF(value);
+        return -1;
+    }
+    *stamp = value;
+    return 0;
+}
+
+/* A feed() that raised: the note gets (reading, exception), then the exception is
+ * raised on, so the meter sees the failure without a frame around feed(). */
+static void
+meter_failure(CoreObject *self, long long reading, PyObject *stamp)
+{
+    PyObject *note = self->meter_note;
+    if (note == NULL || !PyErr_ExceptionMatches(PyExc_Exception)) {
+        return;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_INCREF(note);
+    PyObject *number = stamp != NULL ? Py_NewRef(stamp) : PyLong_FromLongLong(reading);
+    PyObject *noted = NULL;
+    if (number != NULL && value != NULL) {
+        PyObject *call[2] = {number, value};
+        noted = PyObject_Vectorcall(note, call, 2, NULL);
+    }
+    if (noted == NULL) {
+        PyErr_Clear(); /* the feed's own error is the one to raise */
+    }
+    Py_XDECREF(noted);
+    Py_XDECREF(number);
+    Py_DECREF(note);
+    PyErr_Restore(type, value, tb);
+}
+
 /* feed() with the meter on: one reading, taken as the read arrives. A read the
  * fast mode decided cannot have seen [DONE] (it hands that to the general
  * path), so `done` is only read after the others. */
 static PyObject *
 feed_metered(CoreObject *self, PyObject *data)
 {
-    long long reading = clock_reading();
-    PyObject *out = feed_guarded(self, data);
-    if (out == NULL) {
+    long long reading = 0;
+    PyObject *stamp = NULL;
+    if (meter_reading(self, &reading, &stamp) < 0) {
         return NULL;
     }
-    int saw_done = 0;
+    PyObject *out = feed_guarded(self, data);
+    if (out == NULL) {
+        meter_failure(self, reading, stamp);
+        Py_XDECREF(stamp);
+        return NULL;
+    }
     if (!self->fast && !self->meter_done && decoder_done(self)) {
         self->meter_done = 1;
         self->done_ns = reading;
-        saw_done = 1;
     }
-    if (meter_chunks(self, out, reading, saw_done) < 0) {
+    if (PyList_GET_SIZE(out) > 0 && meter_chunks(self, out, reading, &stamp) < 0) {
+        Py_XDECREF(stamp);
         Py_DECREF(out);
         return NULL;
     }
+    Py_XDECREF(stamp);
     return out;
 }
 
 static PyObject *
 Core_set_meter(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || (args[0] == Py_None) != (args[1] == Py_None) ||
-        (args[0] != Py_None && (!PyList_CheckExact(args[0]) || !PyList_CheckExact(args[1])))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "set_meter(tokens: list, others: list), or set_meter(None, None)");
+    PyObject *note = nargs >= 1 ? args[0] : NULL;
+    PyObject *clock = nargs == 2 ? args[1] : Py_None;
+    if (nargs < 1 || nargs > 2 || (note != Py_None && !PyCallable_Check(note)) ||
+        (clock != Py_None && !PyCallable_Check(clock))) {
+        PyErr_SetString(PyExc_TypeError, "set_meter(note, clock=None), or set_meter(None)");
         return NULL;
     }
-    if (args[0] != Py_None && MeterChunk == NULL) {
+    if (note != Py_None && MeterChunk == NULL) {
         PyObject *module = PyImport_ImportModule("streamspec.types.stream");
-        if (module == NULL) {
+        PyObject *legacy = PyImport_ImportModule("streamspec.types.completions");
+        PyObject *chat = module == NULL ? NULL
+                         : PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
+        PyObject *text = legacy == NULL ? NULL
+                         : PyObject_GetAttrString(legacy, "CreateCompletionResponse");
+        Py_XDECREF(module);
+        Py_XDECREF(legacy);
+        if (str_text == NULL) {
+            str_text = PyUnicode_InternFromString("text");
+        }
+        if (chat == NULL || text == NULL || str_text == NULL) {
+            Py_XDECREF(chat);
+            Py_XDECREF(text);
             return NULL;
         }
-        MeterChunk = PyObject_GetAttrString(module, "CreateChatCompletionStreamResponse");
-        Py_DECREF(module);
-        if (MeterChunk == NULL) {
-            return NULL;
-        }
+        MeterLegacy = text;
+        MeterChunk = chat;
     }
-    PyObject *tokens = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
-    PyObject *others = args[1] == Py_None ? NULL : Py_NewRef(args[1]);
-    Py_XSETREF(self->meter_tokens, tokens);
-    Py_XSETREF(self->meter_others, others);
-    self->meter_done = tokens != NULL && decoder_done(self);
+    int on = note != Py_None;
+    Py_XSETREF(self->meter_note, on ? Py_NewRef(note) : NULL);
+    Py_XSETREF(self->meter_clock, on && clock != Py_None ? Py_NewRef(clock) : NULL);
+    PyMem_Free(self->meter_times);
+    self->meter_times = NULL;
+    self->meter_count = self->meter_capacity = 0;
+    self->metered_chars = 0;
+    self->done_ns = 0;
+    self->meter_done = on && decoder_done(self);
     Py_RETURN_NONE;
+}
+
+/* The metered token readings, as a list of ints. */
+static PyObject *
+Core_meter_times(CoreObject *self, PyObject *unused)
+{
+    PyObject *list = PyList_New(self->meter_count);
+    for (Py_ssize_t i = 0; list != NULL && i < self->meter_count; i++) {
+        PyObject *value = PyLong_FromLongLong(self->meter_times[i]);
+        if (value == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+/* Sorts n non-negative values in place, least significant byte first; `scratch`
+ * holds n values. Passes where every value has the same byte are skipped. */
+static void
+radix_sort(unsigned long long *values, unsigned long long *scratch, Py_ssize_t n)
+{
+    unsigned long long *from = values, *to = scratch;
+    for (int shift = 0; shift < 64; shift += 8) {
+        Py_ssize_t counts[257] = {0};
+        for (Py_ssize_t i = 0; i < n; i++) {
+            counts[((from[i] >> shift) & 0xFF) + 1]++;
+        }
+        if (counts[((from[0] >> shift) & 0xFF) + 1] == n) {
+            continue; /* one bucket: this byte orders nothing */
+        }
+        for (int b = 0; b < 256; b++) {
+            counts[b + 1] += counts[b];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            to[counts[(from[i] >> shift) & 0xFF]++] = from[i];
+        }
+        unsigned long long *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != values) {
+        memcpy(values, from, (size_t)n * sizeof(unsigned long long));
+    }
+}
+
+static int
+compare_readings(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* meter_itl(late, ranks) -> (first, last, squares, values): the token readings
+ * (the metered ones and `late`, merged in order) summed up for the ITL: the
+ * first and last reading, the exact sum of the squared gaps, and the gaps at
+ * the given ranks of their ascending order. None when no token was seen. */
+static PyObject *
+Core_meter_itl(CoreObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "meter_itl(late: list, ranks: tuple)");
+        return NULL;
+    }
+    PyObject *late = args[0], *ranks = args[1];
+    Py_ssize_t extra = PyList_GET_SIZE(late), n = self->meter_count + extra;
+    if (n == 0) {
+        Py_RETURN_NONE;
+    }
+    long long *stamps = PyMem_Malloc((size_t)n * 2 * sizeof(long long));
+    if (stamps == NULL) {
+        return PyErr_NoMemory();
+    }
+    if (self->meter_count > 0) {
+        memcpy(stamps, self->meter_times, (size_t)self->meter_count * sizeof(long long));
+    }
+    for (Py_ssize_t i = 0; i < extra; i++) {
+        long long value = PyLong_AsLongLong(PyList_GET_ITEM(late, i));
+        if (value == -1 && PyErr_Occurred()) {
+            PyMem_Free(stamps);
+            return NULL;
+        }
+        stamps[self->meter_count + i] = value;
+    }
+    if (extra > 0) {
+        qsort(stamps, (size_t)n, sizeof(long long), compare_readings);
+    }
+    Py_ssize_t count = n - 1;
+    unsigned long long *gaps = (unsigned long long *)(stamps + n);
+    int ordered = 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (stamps[i + 1] < stamps[i]) {
+            ordered = 0; /* a clock that went back: the gaps are left to the caller */
+        }
+        gaps[i] = (unsigned long long)stamps[i + 1] - (unsigned long long)stamps[i];
+    }
+    PyObject *result = NULL, *squares = NULL, *values = NULL;
+    if (!ordered) {
+        PyMem_Free(stamps);
+        Py_RETURN_NONE;
+    }
+    /* The exact sum of squares, in 32-bit halves: hi * 2**64 + lo. */
+    unsigned long long lo = 0, hi = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned long long g = gaps[i], a = g >> 32, b = g & 0xFFFFFFFFULL;
+        unsigned long long cross = a * b, low = b * b, old;
+        hi += a * a + (cross >> 31);
+        unsigned long long mid = cross << 33;
+        old = lo;
+        lo += mid;
+        hi += lo < old;
+        old = lo;
+        lo += low;
+        hi += lo < old;
+    }
+    if (count > 0) {
+        unsigned long long *scratch = PyMem_Malloc((size_t)count * sizeof(unsigned long long));
+        if (scratch == NULL) {
+            PyMem_Free(stamps);
+            return PyErr_NoMemory();
+        }
+        radix_sort(gaps, scratch, count);
+        PyMem_Free(scratch);
+    }
+    PyObject *high = PyLong_FromUnsignedLongLong(hi);
+    PyObject *low = PyLong_FromUnsignedLongLong(lo);
+    PyObject *shift = PyLong_FromLong(64);
+    PyObject *top = high == NULL || shift == NULL ? NULL : PyNumber_Lshift(high, shift);
+    squares = top == NULL || low == NULL ? NULL : PyNumber_Add(top, low);
+    Py_XDECREF(high);
+    Py_XDECREF(low);
+    Py_XDECREF(shift);
+    Py_XDECREF(top);
+    Py_ssize_t k = PyTuple_GET_SIZE(ranks);
+    values = squares == NULL ? NULL : PyTuple_New(k);
+    for (Py_ssize_t i = 0; values != NULL && i < k; i++) {
+        Py_ssize_t rank = PyLong_AsSsize_t(PyTuple_GET_ITEM(ranks, i));
+        if (rank == -1 && PyErr_Occurred()) {
+            Py_CLEAR(values);
+            break;
+        }
+        if (rank < 0 || rank >= count) {
+            PyErr_SetString(PyExc_IndexError, "meter_itl: rank out of range");
+            Py_CLEAR(values);
+            break;
+        }
+        PyObject *value = PyLong_FromUnsignedLongLong(gaps[rank]);
+        if (value == NULL) {
+            Py_CLEAR(values);
+            break;
+        }
+        PyTuple_SET_ITEM(values, i, value);
+    }
+    if (values != NULL) {
+        result = Py_BuildValue("(LLOO)", stamps[0], stamps[n - 1], squares, values);
+    }
+    Py_XDECREF(squares);
+    Py_XDECREF(values);
+    PyMem_Free(stamps);
+    return result;
 }
 
 static PyObject *
@@ -959,7 +1252,7 @@ Core_feed(CoreObject *self, PyObject *data)
     }
     self->busy = 1;
     self->fast = 0;
-    PyObject *out = self->meter_tokens != NULL ? feed_metered(self, data) : feed_guarded(self, data);
+    PyObject *out = self->meter_note != NULL ? feed_metered(self, data) : feed_guarded(self, data);
     self->busy = 0;
     return out;
 }
@@ -968,11 +1261,21 @@ static PyMethodDef Core_methods[] = {
     {"feed", (PyCFunction)Core_feed, METH_O,
      "feed(data) -> list: decode the next bytes of the stream."},
     {"set_meter", (PyCFunction)(void (*)(void))Core_set_meter, METH_FASTCALL,
-     "set_meter(tokens, others): stamp each feed()'s chunks with one reading of\n"
-     "time.perf_counter_ns(): a token chunk's reading goes to `tokens` (its text's\n"
-     "code points to `metered_chars`), any other chunk as (reading, chunk) to\n"
-     "`others`; `done_ns` gets the reading of the feed() that saw [DONE].\n"
-     "set_meter(None, None) turns it off."},
+     "set_meter(note, clock=None): stamp each feed()'s chunks with one reading of\n"
+     "`clock` (default: time.perf_counter_ns()'s clock, read in C), taken as the\n"
+     "read arrives: a token chunk's reading is kept here (`metered_tokens`,\n"
+     "meter_times(), meter_itl(); its text's code points go to `metered_chars`),\n"
+     "note(reading, chunk) is called for any other chunk (an exception it raises\n"
+     "is feed()'s), and note(reading, exception) for a feed() that raises;\n"
+     "`done_ns` gets the reading of the feed() that saw [DONE]. set_meter(None)\n"
+     "turns it off. Each call starts the counts afresh."},
+    {"meter_times", (PyCFunction)Core_meter_times, METH_NOARGS,
+     "meter_times() -> list[int]: the readings of the metered token chunks."},
+    {"meter_itl", (PyCFunction)(void (*)(void))Core_meter_itl, METH_FASTCALL,
+     "meter_itl(late, ranks) -> (first, last, squares, values) | None: the metered\n"
+     "token readings and `late` merged; the sum of the squared gaps and the gaps at\n"
+     "`ranks` of their ascending order. None without readings (or if the clock\n"
+     "went back)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1035,6 +1338,7 @@ static PyMemberDef Core_members[] = {
     {"_events", T_LONGLONG, offsetof(CoreObject, events), 0, NULL},
     {"_has_error_field", T_BOOL, offsetof(CoreObject, has_error_field), 0, NULL},
     {"metered_chars", T_LONGLONG, offsetof(CoreObject, metered_chars), 0, NULL},
+    {"metered_tokens", T_PYSSIZET, offsetof(CoreObject, meter_count), READONLY, NULL},
     {"done_ns", T_LONGLONG, offsetof(CoreObject, done_ns), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };

@@ -1,8 +1,8 @@
 """Per-request stream metrics with the definitions load testers use (vLLM ``bench serve``'s).
 
 :class:`StreamMeter` wraps a :class:`streamspec.ChunkDecoder` and measures one
-streamed request as its bytes are fed. Each ``feed()`` that completes chunks
-reads the clock once (``time.perf_counter_ns()``), so chunks that arrived in
+streamed request as its bytes are fed. Each ``feed()`` reads the clock once
+(``time.perf_counter_ns()``), as the read arrives, so chunks that arrived in
 one network read share one timestamp.
 
 Definitions (times in ms from ``start_ns``, the moment the request was sent):
@@ -49,14 +49,17 @@ are milliseconds, ``null`` when the stream gave nothing to measure::
      "prompt_tokens": 31, "completion_tokens": 49, "total_tokens": 80,
      "output_tokens": 49, "output_tokens_basis": "usage", "tokens_per_second": 49.9}
 
-Cost: the hot path is one clock reading per read and a few attribute reads per
-chunk; the percentiles are computed by :meth:`StreamMeter.result`.
+Cost: with the C accelerator the reading and the common token chunk are taken
+inside the decoder's own ``feed()`` (the same C call that frames the read),
+other chunks are noted in Python, and :meth:`StreamMeter.result` sums up the
+gaps in C.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from operator import mul, sub
 from typing import Any, Literal
@@ -145,19 +148,42 @@ def summarize_ns(values: Iterable[int]) -> LatencySummary | None:
     count = len(ordered)
     if not count:
         return None
-    total = sum(ordered)
-    squares = sum(map(mul, ordered, ordered))
+    return _summary_ns(count, sum(ordered), sum(map(mul, ordered, ordered)), ordered.__getitem__)
+
+
+_QUANTILES = (50, 90, 95, 99)
+
+
+def _ranks(count: int) -> tuple[int, ...]:
+    """The ranks of ``count`` ordered values that :func:`_summary_ns` reads."""
+    ranks = {0, count - 1}
+    for q in _QUANTILES:
+        low = int((count - 1) * (q / 100.0))
+        ranks.update((low, min(low + 1, count - 1)))
+    return tuple(sorted(ranks))
+
+
+def _summary_ns(count: int, total: int, squares: int, at: Callable[[int], int]) -> LatencySummary:
+    """A summary in ms of ``count`` integer ns values from their exact sum, sum of squares
+    and ``at(rank)``, the value at a rank of their ascending order (see :func:`_ranks`)."""
+    quantiles = []
+    for q in _QUANTILES:  # as percentile(), reading only the two ranks it needs
+        position = (count - 1) * (q / 100.0)
+        low = int(position)
+        high = min(low + 1, count - 1)
+        quantiles.append((at(low) + (at(high) - at(low)) * (position - low)) * _MS)
     variance = (count * squares - total * total) / (count * count)  # exact numerator
+    p50, p90, p95, p99 = quantiles
     return LatencySummary(
         count=count,
         mean=total / count * _MS,
         std=math.sqrt(max(variance, 0.0)) * _MS,
-        min=ordered[0] * _MS,
-        p50=percentile(ordered, 50) * _MS,
-        p90=percentile(ordered, 90) * _MS,
-        p95=percentile(ordered, 95) * _MS,
-        p99=percentile(ordered, 99) * _MS,
-        max=ordered[-1] * _MS,
+        min=at(0) * _MS,
+        p50=p50,
+        p90=p90,
+        p95=p95,
+        p99=p99,
+        max=at(count - 1) * _MS,
     )
 
 
@@ -328,6 +354,19 @@ def _count(usage: Any, name: str) -> int | None:
     return value if value.__class__ is int else None
 
 
+def _weak_note(meter: StreamMeter) -> Callable[[int, Any], None]:
+    """``meter._note`` without a reference to the meter: its decoder holds the note, and a
+    meter that its own decoder kept alive would wait for the cycle collector to be freed."""
+    ref = weakref.ref(meter)
+
+    def note(reading: int, item: Any) -> None:
+        alive = ref()
+        if alive is not None:
+            alive._note(reading, item)
+
+    return note
+
+
 class StreamMeter:
     """Decode a chat completion (or legacy completions) stream and measure it as it is fed.
 
@@ -339,12 +378,21 @@ class StreamMeter:
 
     ``start_ns`` is when the request was sent, on the ``clock`` used (default
     :func:`time.perf_counter_ns`); it defaults to the meter's creation. Pass
-    another ``clock`` (a callable returning integer nanoseconds) to drive the
-    meter with injected timestamps. ``kind="completions"`` meters a legacy
+    another ``clock`` (a callable returning integer nanoseconds, never going
+    backwards) to drive the meter with injected timestamps: it is called once
+    per ``feed()``, as the read arrives. ``kind="completions"`` meters a legacy
     ``text_completion`` stream (chunks are
     :class:`~streamspec.CreateCompletionResponse`). ``salvage`` and
     ``on_salvage`` go to the decoder (``meter.decoder.salvaged`` lists what
     salvage dropped).
+
+    With the C accelerator, ``feed`` is the decoder's own ``feed()``: the
+    reading and the common token chunk (one choice, a string of content or of
+    legacy text, no finish reason, no usage) are taken in the same C call that
+    frames the read,
+    which hands every other chunk (and an error it raises) to the meter with
+    its reading. Without it, ``feed()`` does the same in Python. Both give the
+    same metrics.
     """
 
     def __init__(
@@ -373,11 +421,13 @@ class StreamMeter:
         self.clock = clock
         self.start_ns: int = clock() if start_ns is None else start_ns
         self._tokens: list[int] = []  # the clock reading of each token chunk
+        self._sink = self._tokens  # where _observe files the readings of token chunks
         self._chunks = 0
         self._content = 0
         self._reasoning = 0
         self._first_chunk: int | None = None
-        self._end: int | None = None
+        self._end: int | None = None  # the failure's reading, or close()'s
+        self._done: int | None = None  # without the accelerator: the reading of [DONE]'s read
         self._usage: Any = None
         self._finish: str | None = None
         self._error: str | None = None
@@ -387,6 +437,14 @@ class StreamMeter:
         self._simple = kind == "chat"  # feed() may take its one-chunk shortcut
         if kind == "completions":
             self._observe = self._observe_legacy  # type: ignore[method-assign]
+        # With the accelerator the decoder meters itself (see the class docstring).
+        self._late: list[int] = []  # readings of the token chunks the decoder handed to _note
+        self._metered = hasattr(self.decoder, "set_meter")
+        if self._metered:
+            own = None if clock is time.perf_counter_ns else clock
+            self.decoder.set_meter(_weak_note(self), own)  # type: ignore[attr-defined]
+            self._sink = self._late
+            self.feed = self.decoder.feed  # type: ignore[method-assign]
 
     @property
     def done(self) -> bool:
@@ -395,13 +453,13 @@ class StreamMeter:
 
     def feed(self, data: bytes) -> list[Any]:
         """Decode the next bytes; stamp the chunks they complete with one clock reading."""
+        now = self.clock()
         try:
             chunks = self._decode(data)
         except Error as exc:
-            self._failed(exc)
+            self._failed(exc, now)
             raise
         if chunks:
-            now = self.clock()
             # The common read: one chunk, one choice, a string of content, nothing else to note.
             if len(chunks) == 1 and self._simple:
                 chunk = chunks[0]
@@ -420,8 +478,8 @@ class StreamMeter:
                         self._tokens.append(now)
                         return chunks
             self._observe(chunks, now)
-        elif self._end is None and self.decoder.done:
-            self._end = self.clock()
+        if self._done is None and self.decoder.done:
+            self._done = now
         return chunks
 
     def close(self) -> list[Any]:
@@ -430,12 +488,13 @@ class StreamMeter:
             chunks = self.decoder.close()
         except Error as exc:
             self._closed = True
-            self._failed(exc)
+            self._failed(exc, self.clock())
             raise
         if chunks:
             self._observe(chunks, self.clock())
         if self._end is None:
-            self._end = self._done_at() or self.clock()
+            done = self._done_at()
+            self._end = self.clock() if done is None else done
         self._closed = True
         return chunks
 
@@ -447,12 +506,7 @@ class StreamMeter:
         ``"truncated"`` or ``"error"``). The stream's end time is taken now if
         it had none.
         """
-        if self._status is None:
-            self._status = status
-            self._error = message
-            self._kind_of_error = kind or ("truncated" if status == "truncated" else "error")
-        if self._end is None:
-            self._end = self.clock()
+        self._record(message, status, kind, None)
 
     def fail_with(self, exc: BaseException) -> None:
         """Record ``exc`` (a transport error) as the failure, with its :func:`error_kind`."""
@@ -473,12 +527,21 @@ class StreamMeter:
         """Async twin of :meth:`iter`."""
         return aiterate(self, source)
 
-    # -- hot path --------------------------------------------------------------------------------
+    # -- noting chunks -----------------------------------------------------------------------------
     # One read usually holds one chunk of one choice with a string content: that case costs
-    # a handful of attribute reads; anything else goes through _chat_choice.
+    # a handful of attribute reads (or nothing in Python, with the accelerator); anything else
+    # goes through _chat_choice.
+
+    def _note(self, reading: int, item: Any) -> None:
+        """With the accelerator: a chunk its feed() did not meter, or the error it raised."""
+        if isinstance(item, BaseException):
+            if isinstance(item, Error):
+                self._failed(item, reading)
+        else:
+            self._observe([item], reading)
 
     def _observe(self, chunks: list[Any], now: int) -> None:
-        if self._first_chunk is None:
+        if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         tokens = chars = 0
         others = len(chunks)  # chunks that are not token chunks, once the loop is done
@@ -498,14 +561,12 @@ class StreamMeter:
                     continue
             tokens += self._general(chunk)
         self._content += chars
-        self._chunks += others - tokens  # token chunks are counted by len(self._tokens)
+        self._chunks += others - tokens  # token chunks are counted by the readings
         if tokens:
             if tokens == 1:
-                self._tokens.append(now)
+                self._sink.append(now)
             else:
-                self._tokens += [now] * tokens
-        if self.decoder.done:
-            self._end = now
+                self._sink += [now] * tokens
 
     def _general(self, chunk: Any) -> bool:
         """Note what any chat chunk carries; True if it is a token chunk."""
@@ -522,7 +583,7 @@ class StreamMeter:
         return token
 
     def _observe_legacy(self, chunks: list[Any], now: int) -> None:
-        if self._first_chunk is None:
+        if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         self._chunks += len(chunks)
         tokens = 0
@@ -539,13 +600,11 @@ class StreamMeter:
             if chunk.usage:
                 self._usage = chunk.usage
         if tokens:
-            self._chunks -= tokens  # counted again by len(self._tokens)
-            self._tokens += [now] * tokens
-        if self.decoder.done:
-            self._end = now
+            self._chunks -= tokens  # counted again by the readings
+            self._sink += [now] * tokens
 
-    def _failed(self, exc: Error) -> None:
-        now = self.clock()
+    def _failed(self, exc: Error, now: int) -> None:
+        """Note the chunks ``exc`` hands over and record it, as of the reading ``now``."""
         chunks = list(exc.chunks)
         if (
             isinstance(exc, StreamError)
@@ -556,29 +615,65 @@ class StreamMeter:
         if chunks:
             self._observe(chunks, now)
         kind = error_kind(exc)
-        self.fail(exc.message, "truncated" if kind == "truncated" else "error", kind)
+        self._record(exc.message, "truncated" if kind == "truncated" else "error", kind, now)
+
+    def _record(
+        self, message: str, status: StreamStatus, kind: str | None, now: int | None
+    ) -> None:
+        if self._status is None:
+            self._status = status
+            self._error = message
+            self._kind_of_error = kind or ("truncated" if status == "truncated" else "error")
+        if self._end is None:
+            self._end = self.clock() if now is None else now
 
     # -- results ---------------------------------------------------------------------------------
 
-    def _done_at(self) -> int | None:
-        """When ``[DONE]`` arrived, if it came in a read that feed()'s shortcut took.
+    def _done_ns(self) -> int | None:
+        """The reading of the read that brought ``[DONE]`` (None before it)."""
+        if self._metered and self.decoder.done:
+            # 0: [DONE] came without its blank line, found by close(), which sets the end
+            return self.decoder.done_ns or None  # type: ignore[attr-defined]
+        return self._done
 
-        Every other read that ends the stream sets ``_end`` itself; the
-        shortcut skips that check, and its read is then the last one with chunks.
-        """
-        if self._end is None and self.decoder.done and self._tokens:
-            return self._tokens[-1]
-        return self._end
+    def _done_at(self) -> int | None:
+        """The end of the stream: the read that brought ``[DONE]``, else ``_end``."""
+        done = self._done_ns()
+        return self._end if done is None else done
+
+    def _stamps(self) -> list[int]:
+        """Every token chunk's reading, in order."""
+        if not self._metered:
+            return self._tokens
+        stamps: list[int] = self.decoder.meter_times()  # type: ignore[attr-defined]
+        return sorted(stamps + self._late) if self._late else stamps  # two ordered runs
+
+    def _token_span(self) -> tuple[int, int | None, LatencySummary | None]:
+        """How many token chunks, the first one's reading, and the ITL summary."""
+        if self._metered:
+            late = self._late
+            count = self.decoder.metered_tokens + len(late)  # type: ignore[attr-defined]
+            ranks = _ranks(count - 1) if count > 1 else ()
+            summed = self.decoder.meter_itl(late, ranks) if count else None  # type: ignore[attr-defined]
+            if summed is not None:  # else the clock went back: work from the list
+                first, last, squares, values = summed
+                if count < 2:
+                    return count, first, None
+                at = dict(zip(ranks, values, strict=True)).__getitem__
+                return count, first, _summary_ns(count - 1, last - first, squares, at)
+        stamps = self._stamps()
+        first = stamps[0] if stamps else None
+        return len(stamps), first, summarize_ns(map(sub, stamps[1:], stamps))
 
     @property
     def token_times(self) -> list[int]:
         """The clock reading of every token chunk so far, in order (ns)."""
-        return list(self._tokens)
+        return list(self._stamps())
 
     @property
     def itl_ns(self) -> list[int]:
         """Every gap between consecutive token chunks so far, in order (ns)."""
-        stamps = self._tokens
+        stamps = self._stamps()
         return list(map(sub, stamps[1:], stamps))
 
     @property
@@ -591,6 +686,7 @@ class StreamMeter:
 
         Before ``[DONE]`` and without an error, ``status`` is ``"truncated"``.
         """
+        count, first_token, itl = self._token_span()
         if self._status is not None:
             status: StreamStatus = self._status
         else:
@@ -601,37 +697,39 @@ class StreamMeter:
             error = "the stream ended without [DONE]"
             kind = "truncated"
         start = self.start_ns
-        stamps = self._tokens
         first = self._first_chunk
-        if stamps and (first is None or stamps[0] < first):
-            first = stamps[0]
-        ttft = (stamps[0] - start) * _MS if stamps else None
+        if first_token is not None and (first is None or first_token < first):
+            first = first_token
+        ttft = (first_token - start) * _MS if first_token is not None else None
         end = self._done_at()
         e2el = (end - start) * _MS if end is not None else None
         usage = self._usage
         completion = _count(usage, "completion_tokens")
         basis: Literal["usage", "chunks"] = "chunks"
-        tokens = len(stamps)
+        tokens = count
         if completion is not None:
             tokens, basis = completion, "usage"
         tpot = rate = None
         if ttft is not None and e2el is not None and tokens > 1 and e2el > ttft:
             tpot = (e2el - ttft) / (tokens - 1)
             rate = 1000.0 / tpot
+        content = self._content
+        if self._metered:
+            content += self.decoder.metered_chars  # type: ignore[attr-defined]
         return StreamMetrics(
             status=status,
             error=error,
             error_kind=kind,
             finish_reason=self._finish,
-            chunks=self._chunks + len(stamps),
-            token_chunks=len(stamps),
-            content_chars=self._content,
+            chunks=self._chunks + count,
+            token_chunks=count,
+            content_chars=content,
             reasoning_chars=self._reasoning,
             time_to_first_chunk_ms=(first - start) * _MS if first is not None else None,
             ttft_ms=ttft,
             e2el_ms=e2el,
             tpot_ms=tpot,
-            itl_ms=summarize_ns(map(sub, stamps[1:], stamps)),
+            itl_ms=itl,
             prompt_tokens=_count(usage, "prompt_tokens"),
             completion_tokens=completion,
             total_tokens=_count(usage, "total_tokens"),
