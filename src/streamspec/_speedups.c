@@ -483,6 +483,26 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
     return 1;
 }
 
+/* Adds `chunk` (stolen) to the list *chunks, which is created at the first
+ * one: a read most often brings exactly one event, whose list then holds one
+ * slot and is filled without a resize. */
+static int
+add_chunk(PyObject **chunks, PyObject *chunk)
+{
+    if (*chunks == NULL) {
+        *chunks = PyList_New(1);
+        if (*chunks == NULL) {
+            Py_DECREF(chunk);
+            return -1;
+        }
+        PyList_SET_ITEM(*chunks, 0, chunk);
+        return 0;
+    }
+    int failed = PyList_Append(*chunks, chunk);
+    Py_DECREF(chunk);
+    return failed;
+}
+
 /* The decoding fast mode's framing of s[pos:n]: blocks of comment lines and
  * at most one data line, each ended by a blank line; blank lines between
  * blocks. Each payload is decoded while it is still in cache and its chunk
@@ -493,7 +513,7 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
  * payload that fails to decode or carries an error), -1 on a Python error. */
 static int
 frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
-             PyObject *chunks, Py_ssize_t *stop)
+             PyObject **chunks, Py_ssize_t *stop)
 {
     const char *s = PyBytes_AS_STRING(owner);
     Py_ssize_t n = PyBytes_GET_SIZE(owner);
@@ -508,7 +528,10 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
         const char *p = NULL;
         Py_ssize_t pn = 0;
         for (;;) {
-            const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+            /* After a line, the next is most often the blank line that ends the block. */
+            const char *newline = pos < n && s[pos] == '\n'
+                                      ? s + pos
+                                      : memchr(s + pos, '\n', (size_t)(n - pos));
             if (newline == NULL) {
                 return 1; /* the block is still arriving */
             }
@@ -545,9 +568,7 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
             if (chunk == NULL) {
                 return PyErr_Occurred() ? -1 : 0;
             }
-            int failed = PyList_Append(chunks, chunk);
-            Py_DECREF(chunk);
-            if (failed) {
+            if (add_chunk(chunks, chunk) < 0) {
                 return -1;
             }
         }
@@ -672,25 +693,24 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         }
         memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
         memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
-        PyObject *chunks = PyList_New(0);
-        if (chunks == NULL) {
-            Py_DECREF(first);
-            return NULL;
-        }
+        PyObject *chunks = NULL;
         Py_ssize_t first_stop = 0, stop = end;
-        int ok = frame_decode(self, snap, first, 0, chunks, &first_stop);
+        int ok = frame_decode(self, snap, first, 0, &chunks, &first_stop);
         int taken = ok == 1 && first_stop == tn + end;
         if (taken) {
-            ok = frame_decode(self, snap, data, end, chunks, &stop);
+            ok = frame_decode(self, snap, data, end, &chunks, &stop);
         }
         if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
             /* An error, the completed event is not for this path, or a hook changed
              * the decoder: the general path decides, from the state as it is. */
             Py_DECREF(first);
-            Py_DECREF(chunks);
+            Py_XDECREF(chunks);
             return NULL;
         }
         Py_DECREF(first);
+        if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+            return NULL;
+        }
         if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
             !tail_may_start(s + stop, n - stop)) {
             return hand_over(self, snap, s + stop, n - stop, tn + stop, chunks);
@@ -707,23 +727,25 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (snap->consumed == 0 && snap->events == 0 && !tail_may_start(s, n)) {
         return NULL; /* the stream's start (blank lines, a BOM, a JSON body): the general path */
     }
-    PyObject *chunks = PyList_New(0);
-    if (chunks == NULL) {
-        return NULL;
-    }
+    PyObject *chunks = NULL;
     Py_ssize_t stop = 0;
-    int ok = frame_decode(self, snap, data, 0, chunks, &stop);
+    int ok = frame_decode(self, snap, data, 0, &chunks, &stop);
     if (ok < 0 || !unchanged(self, snap, NULL)) {
-        Py_DECREF(chunks);
+        Py_XDECREF(chunks);
         return NULL;
     }
     if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
         !tail_may_start(s + stop, n - stop)) {
-        if (PyList_GET_SIZE(chunks) == 0 && stop == 0) {
-            Py_DECREF(chunks);
+        if (chunks == NULL && stop == 0) {
             return NULL; /* nothing taken: the general path gets the read as it came */
         }
+        if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+            return NULL;
+        }
         return hand_over(self, snap, s + stop, n - stop, stop, chunks);
+    }
+    if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+        return NULL;
     }
     if (stop < n && set_tail(snap, s + stop, n - stop) < 0) {
         Py_DECREF(chunks);
