@@ -87,7 +87,61 @@ has_error_key_avx2(const char *p, Py_ssize_t n)
 }
 
 static int use_avx2 = 0;
+
+/* One pass over a read p[0:n] (n >= 38) for a chunk type without `error`:
+ * returns whether it holds a CR, and sets *key when '"error"' may be in it
+ * (then each payload is probed). Where no key is found here, none is in any
+ * payload of the read, and the per-payload probe is skipped. */
+__attribute__((target("avx2"))) static int
+scan_read_avx2(const char *p, Py_ssize_t n, int *key)
+{
+    if (p[0] == '\r' || p[1] == '\r' || p[n - 4] == '\r' || p[n - 3] == '\r' ||
+        p[n - 2] == '\r' || p[n - 1] == '\r') {
+        return 1;
+    }
+    const __m256i r = _mm256_set1_epi8('r');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    __m256i seen = _mm256_setzero_si256();
+    int found = 0;
+    Py_ssize_t i = 0;
+    for (;;) { /* each step covers p[i+2 .. i+33] for CR and key candidates up to p[i+37] */
+        if (i + 38 > n) {
+            i = n - 38;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 3));
+        seen = _mm256_or_si256(seen, _mm256_cmpeq_epi8(a, cr));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(a, r), _mm256_cmpeq_epi8(b, r)));
+        while (mask != 0 && !found) {
+            int k = __builtin_ctz(mask);
+            found = memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0;
+            mask &= mask - 1;
+        }
+        if (i + 38 >= n) {
+            break;
+        }
+        i += 32;
+    }
+    *key = found;
+    return !_mm256_testz_si256(seen, seen);
+}
 #endif
+
+/* Whether the read p[0:n] holds a CR; for a type without `error` (probe set),
+ * also whether '"error"' may be in it (*key; always 1 otherwise). */
+static int
+read_has_cr(const char *p, Py_ssize_t n, int probe, int *key)
+{
+    *key = 1;
+#ifdef HAVE_AVX2_PROBE
+    if (probe && use_avx2 && n >= 38) {
+        return scan_read_avx2(p, n, key);
+    }
+#endif
+    (void)probe;
+    return memchr(p, '\r', (size_t)n) != NULL;
+}
 
 static int
 has_error_key(const char *p, Py_ssize_t n)
@@ -200,6 +254,7 @@ typedef struct {
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
+    PyObject *join;            /* join_buffer()'s reusable bytes, or NULL */
     PyObject *meter_tokens;    /* set_meter(): list of readings of token chunks, or NULL */
     PyObject *meter_others;    /* set_meter(): list of (reading, chunk) of the others */
     long long metered_chars;   /* code points of the metered token chunks */
@@ -210,6 +265,7 @@ typedef struct {
 /* What feed() read from the decoder before its first call into Python. */
 typedef struct {
     PyObject *decode;     /* strong */
+    vectorcallfunc call;  /* decode's vectorcall function, or NULL */
     PyObject *tail;       /* strong */
     Py_ssize_t tn;        /* the tail's size */
     Py_ssize_t shortcut_limit;
@@ -217,6 +273,7 @@ typedef struct {
     long long consumed;
     long long events;
     char has_error_field;
+    char probe;           /* payloads are probed for '"error"' (a type without it) */
     char ran_python;      /* a call into Python was made (the state may have changed) */
 } Snapshot;
 
@@ -240,6 +297,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
+    Py_CLEAR(self->join);
     Py_CLEAR(self->meter_tokens);
     Py_CLEAR(self->meter_others);
     return 0;
@@ -384,7 +442,14 @@ decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
     view->owner = owner;
     view->buf = p;
     view->len = pn;
-    PyObject *chunk = PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    PyObject *args[2] = {NULL, (PyObject *)view}; /* args[0]: room for a bound method's self */
+    PyObject *chunk = snap->call != NULL
+                          ? snap->call(snap->decode, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                       NULL)
+                          : PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    if (chunk != NULL && PyErr_Occurred()) {
+        Py_CLEAR(chunk); /* a result with an exception set: a failure, as the call API says */
+    }
     if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
         Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
     }
@@ -512,11 +577,10 @@ add_chunk(PyObject **chunks, PyObject *chunk)
  * (another kind of line, a second data line, [DONE], an oversized block, a
  * payload that fails to decode or carries an error), -1 on a Python error. */
 static int
-frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
+frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t n, Py_ssize_t pos,
              PyObject **chunks, Py_ssize_t *stop)
 {
-    const char *s = PyBytes_AS_STRING(owner);
-    Py_ssize_t n = PyBytes_GET_SIZE(owner);
+    const char *s = PyBytes_AS_STRING(owner); /* s[0:n]: the read, or the start of `join` */
     *stop = pos;
     while (pos < n) {
         if (s[pos] == '\n') { /* a blank line between blocks: nothing to dispatch */
@@ -561,7 +625,7 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
             if (j < pn && p[j] == '[') {
                 return 0; /* [DONE] (or an array) */
             }
-            if (!snap->has_error_field && has_error_key(p, pn)) {
+            if (snap->probe && has_error_key(p, pn)) {
                 return 0; /* the type cannot show an error member: the general path looks */
             }
             PyObject *chunk = decode_payload(self, snap, owner, p, pn);
@@ -665,6 +729,32 @@ hand_over(CoreObject *self, const Snapshot *snap, const char *rest, Py_ssize_t n
     return out;
 }
 
+/* A bytes object of at least n bytes, owned by the caller, to join the
+ * unfinished event and the read that completes it: the decoder's own buffer
+ * when nothing else holds it (a payload view kept by Python code keeps it, and
+ * the next join gets a new one), so a split event is not one more allocation.
+ * Only the first n bytes are meaningful; it is never seen by Python code. An
+ * event over 64 KiB gets a buffer of its own, which is not kept. */
+#define JOIN_KEEP 65536
+static PyObject *
+join_buffer(CoreObject *self, Py_ssize_t n)
+{
+    if (n > JOIN_KEEP) {
+        return PyBytes_FromStringAndSize(NULL, n);
+    }
+    PyObject *join = self->join;
+    if (join != NULL && Py_REFCNT(join) == 1 && PyBytes_GET_SIZE(join) >= n) {
+        return Py_NewRef(join);
+    }
+    Py_ssize_t size = n < 1024 ? 1024 : n;
+    PyObject *fresh = PyBytes_FromStringAndSize(NULL, size);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->join, Py_NewRef(fresh));
+    return fresh;
+}
+
 /* Fast mode for a read without CR (`data`, exact bytes): the unfinished event
  * grows, or the read completes it and brings more blocks, all decoded here.
  * NULL with no exception set means "the general path decides", with the state
@@ -687,7 +777,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         }
         /* The unfinished event, completed by s[0:end], copied before any call into
          * Python: from here on the tail's buffer is never read again. */
-        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
+        PyObject *first = join_buffer(self, tn + end);
         if (first == NULL) {
             return NULL;
         }
@@ -695,10 +785,10 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
         PyObject *chunks = NULL;
         Py_ssize_t first_stop = 0, stop = end;
-        int ok = frame_decode(self, snap, first, 0, &chunks, &first_stop);
+        int ok = frame_decode(self, snap, first, tn + end, 0, &chunks, &first_stop);
         int taken = ok == 1 && first_stop == tn + end;
         if (taken) {
-            ok = frame_decode(self, snap, data, end, &chunks, &stop);
+            ok = frame_decode(self, snap, data, n, end, &chunks, &stop);
         }
         if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
             /* An error, the completed event is not for this path, or a hook changed
@@ -729,7 +819,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     }
     PyObject *chunks = NULL;
     Py_ssize_t stop = 0;
-    int ok = frame_decode(self, snap, data, 0, &chunks, &stop);
+    int ok = frame_decode(self, snap, data, n, 0, &chunks, &stop);
     if (ok < 0 || !unchanged(self, snap, NULL)) {
         Py_XDECREF(chunks);
         return NULL;
@@ -774,17 +864,22 @@ feed_guarded(CoreObject *self, PyObject *data)
                 PyErr_Clear(); /* the general path says what is wrong with it */
             }
         }
-        if (bytes != NULL &&
-            memchr(PyBytes_AS_STRING(bytes), '\r', (size_t)PyBytes_GET_SIZE(bytes)) == NULL) {
+        int key = 1;
+        if (bytes != NULL && !read_has_cr(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes),
+                                          !self->has_error_field, &key)) {
+            Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
             Snapshot snap = {
                 .decode = Py_NewRef(self->decode),
+                .call = PyVectorcall_Function(self->decode),
                 .tail = Py_NewRef(self->tail),
-                .tn = PyByteArray_GET_SIZE(self->tail),
+                .tn = tn,
                 .shortcut_limit = self->shortcut_limit,
                 .max = self->max_event_size,
                 .consumed = self->consumed,
                 .events = self->events,
                 .has_error_field = self->has_error_field,
+                /* a key may also straddle the join with the unfinished event */
+                .probe = !self->has_error_field && (key || tn > 0),
             };
             PyObject *out = feed_events(self, &snap, bytes);
             Py_DECREF(snap.decode);
