@@ -107,3 +107,15 @@ def test_raw_fields_of_events_split_across_reads_keep_their_own_bytes(cls: str) 
     del reads
     assert [c.id for c in chunks] == ["start"] + [f"c{i}" for i in range(40)]
     assert [bytes(c.choices) for c in chunks[1:]] == [f"[{body}]".encode() for body in bodies]
+
+
+@pytest.mark.skipif("c" not in PATHS, reason="the accelerator is not built")
+def test_the_error_key_is_found_at_every_offset_of_a_long_read() -> None:
+    """The scan takes 64 bytes a step: a key across two steps, or in the last, is seen."""
+    for pad in range(150):
+        read = event('{"id": "' + "y" * pad + '", "error": {"message": "m"}}')
+        for reads in ([FIRST, read], [FIRST, read + event('{"id": "' + "w" * 70 + '"}')]):
+            c, py = outcome(PATHS["c"], reads), outcome(PATHS["python"], reads)
+            assert c == py, pad
+            assert py[1] is not None, pad
+            assert [chunk["id"] for chunk in py[0]] == ["start"], pad
