@@ -87,7 +87,61 @@ has_error_key_avx2(const char *p, Py_ssize_t n)
 }
 
 static int use_avx2 = 0;
+
+/* One pass over a read p[0:n] (n >= 38) for a chunk type without `error`:
+ * returns whether it holds a CR, and sets *key when '"error"' may be in it
+ * (then each payload is probed). Where no key is found here, none is in any
+ * payload of the read, and the per-payload probe is skipped. */
+__attribute__((target("avx2"))) static int
+scan_read_avx2(const char *p, Py_ssize_t n, int *key)
+{
+    if (p[0] == '\r' || p[1] == '\r' || p[n - 4] == '\r' || p[n - 3] == '\r' ||
+        p[n - 2] == '\r' || p[n - 1] == '\r') {
+        return 1;
+    }
+    const __m256i r = _mm256_set1_epi8('r');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    __m256i seen = _mm256_setzero_si256();
+    int found = 0;
+    Py_ssize_t i = 0;
+    for (;;) { /* each step covers p[i+2 .. i+33] for CR and key candidates up to p[i+37] */
+        if (i + 38 > n) {
+            i = n - 38;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 3));
+        seen = _mm256_or_si256(seen, _mm256_cmpeq_epi8(a, cr));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(
+            _mm256_and_si256(_mm256_cmpeq_epi8(a, r), _mm256_cmpeq_epi8(b, r)));
+        while (mask != 0 && !found) {
+            int k = __builtin_ctz(mask);
+            found = memcmp(p + i + k, ERROR_KEY, ERROR_KEY_LEN) == 0;
+            mask &= mask - 1;
+        }
+        if (i + 38 >= n) {
+            break;
+        }
+        i += 32;
+    }
+    *key = found;
+    return !_mm256_testz_si256(seen, seen);
+}
 #endif
+
+/* Whether the read p[0:n] holds a CR; for a type without `error` (probe set),
+ * also whether '"error"' may be in it (*key; always 1 otherwise). */
+static int
+read_has_cr(const char *p, Py_ssize_t n, int probe, int *key)
+{
+    *key = 1;
+#ifdef HAVE_AVX2_PROBE
+    if (probe && use_avx2 && n >= 38) {
+        return scan_read_avx2(p, n, key);
+    }
+#endif
+    (void)probe;
+    return memchr(p, '\r', (size_t)n) != NULL;
+}
 
 static int
 has_error_key(const char *p, Py_ssize_t n)
@@ -200,6 +254,7 @@ typedef struct {
     Py_ssize_t error_offset;   /* >= 0: the validated slot offset of `error`; else getattr */
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
+    PyObject *join;            /* join_buffer()'s reusable bytes, or NULL */
     long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
     Py_ssize_t meter_count, meter_capacity;
     PyObject *meter_note;      /* set_meter(): called with (reading, chunk) for the others */
@@ -212,6 +267,7 @@ typedef struct {
 /* What feed() read from the decoder before its first call into Python. */
 typedef struct {
     PyObject *decode;     /* strong */
+    vectorcallfunc call;  /* decode's vectorcall function, or NULL */
     PyObject *tail;       /* strong */
     Py_ssize_t tn;        /* the tail's size */
     Py_ssize_t shortcut_limit;
@@ -219,6 +275,7 @@ typedef struct {
     long long consumed;
     long long events;
     char has_error_field;
+    char probe;           /* payloads are probed for '"error"' (a type without it) */
     char ran_python;      /* a call into Python was made (the state may have changed) */
 } Snapshot;
 
@@ -242,6 +299,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->tail);
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
+    Py_CLEAR(self->join);
     PyMem_Free(self->meter_times);
     self->meter_times = NULL;
     self->meter_count = self->meter_capacity = 0;
@@ -389,7 +447,14 @@ decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
     view->owner = owner;
     view->buf = p;
     view->len = pn;
-    PyObject *chunk = PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    PyObject *args[2] = {NULL, (PyObject *)view}; /* args[0]: room for a bound method's self */
+    PyObject *chunk = snap->call != NULL
+                          ? snap->call(snap->decode, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                       NULL)
+                          : PyObject_CallOneArg(snap->decode, (PyObject *)view);
+    if (chunk != NULL && PyErr_Occurred()) {
+        Py_CLEAR(chunk); /* a result with an exception set: a failure, as the call API says */
+    }
     if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
         Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
     }
@@ -488,6 +553,26 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
     return 1;
 }
 
+/* Adds `chunk` (stolen) to the list *chunks, which is created at the first
+ * one: a read most often brings exactly one event, whose list then holds one
+ * slot and is filled without a resize. */
+static int
+add_chunk(PyObject **chunks, PyObject *chunk)
+{
+    if (*chunks == NULL) {
+        *chunks = PyList_New(1);
+        if (*chunks == NULL) {
+            Py_DECREF(chunk);
+            return -1;
+        }
+        PyList_SET_ITEM(*chunks, 0, chunk);
+        return 0;
+    }
+    int failed = PyList_Append(*chunks, chunk);
+    Py_DECREF(chunk);
+    return failed;
+}
+
 /* The decoding fast mode's framing of s[pos:n]: blocks of comment lines and
  * at most one data line, each ended by a blank line; blank lines between
  * blocks. Each payload is decoded while it is still in cache and its chunk
@@ -497,11 +582,10 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
  * (another kind of line, a second data line, [DONE], an oversized block, a
  * payload that fails to decode or carries an error), -1 on a Python error. */
 static int
-frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
-             PyObject *chunks, Py_ssize_t *stop)
+frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t n, Py_ssize_t pos,
+             PyObject **chunks, Py_ssize_t *stop)
 {
-    const char *s = PyBytes_AS_STRING(owner);
-    Py_ssize_t n = PyBytes_GET_SIZE(owner);
+    const char *s = PyBytes_AS_STRING(owner); /* s[0:n]: the read, or the start of `join` */
     *stop = pos;
     while (pos < n) {
         if (s[pos] == '\n') { /* a blank line between blocks: nothing to dispatch */
@@ -513,7 +597,10 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
         const char *p = NULL;
         Py_ssize_t pn = 0;
         for (;;) {
-            const char *newline = memchr(s + pos, '\n', (size_t)(n - pos));
+            /* After a line, the next is most often the blank line that ends the block. */
+            const char *newline = pos < n && s[pos] == '\n'
+                                      ? s + pos
+                                      : memchr(s + pos, '\n', (size_t)(n - pos));
             if (newline == NULL) {
                 return 1; /* the block is still arriving */
             }
@@ -543,16 +630,14 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t pos,
             if (j < pn && p[j] == '[') {
                 return 0; /* [DONE] (or an array) */
             }
-            if (!snap->has_error_field && has_error_key(p, pn)) {
+            if (snap->probe && has_error_key(p, pn)) {
                 return 0; /* the type cannot show an error member: the general path looks */
             }
             PyObject *chunk = decode_payload(self, snap, owner, p, pn);
             if (chunk == NULL) {
                 return PyErr_Occurred() ? -1 : 0;
             }
-            int failed = PyList_Append(chunks, chunk);
-            Py_DECREF(chunk);
-            if (failed) {
+            if (add_chunk(chunks, chunk) < 0) {
                 return -1;
             }
         }
@@ -649,6 +734,32 @@ hand_over(CoreObject *self, const Snapshot *snap, const char *rest, Py_ssize_t n
     return out;
 }
 
+/* A bytes object of at least n bytes, owned by the caller, to join the
+ * unfinished event and the read that completes it: the decoder's own buffer
+ * when nothing else holds it (a payload view kept by Python code keeps it, and
+ * the next join gets a new one), so a split event is not one more allocation.
+ * Only the first n bytes are meaningful; it is never seen by Python code. An
+ * event over 64 KiB gets a buffer of its own, which is not kept. */
+#define JOIN_KEEP 65536
+static PyObject *
+join_buffer(CoreObject *self, Py_ssize_t n)
+{
+    if (n > JOIN_KEEP) {
+        return PyBytes_FromStringAndSize(NULL, n);
+    }
+    PyObject *join = self->join;
+    if (join != NULL && Py_REFCNT(join) == 1 && PyBytes_GET_SIZE(join) >= n) {
+        return Py_NewRef(join);
+    }
+    Py_ssize_t size = n < 1024 ? 1024 : n;
+    PyObject *fresh = PyBytes_FromStringAndSize(NULL, size);
+    if (fresh == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(self->join, Py_NewRef(fresh));
+    return fresh;
+}
+
 /* Fast mode for a read without CR (`data`, exact bytes): the unfinished event
  * grows, or the read completes it and brings more blocks, all decoded here.
  * NULL with no exception set means "the general path decides", with the state
@@ -671,31 +782,30 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
         }
         /* The unfinished event, completed by s[0:end], copied before any call into
          * Python: from here on the tail's buffer is never read again. */
-        PyObject *first = PyBytes_FromStringAndSize(NULL, tn + end);
+        PyObject *first = join_buffer(self, tn + end);
         if (first == NULL) {
             return NULL;
         }
         memcpy(PyBytes_AS_STRING(first), t, (size_t)tn);
         memcpy(PyBytes_AS_STRING(first) + tn, s, (size_t)end);
-        PyObject *chunks = PyList_New(0);
-        if (chunks == NULL) {
-            Py_DECREF(first);
-            return NULL;
-        }
+        PyObject *chunks = NULL;
         Py_ssize_t first_stop = 0, stop = end;
-        int ok = frame_decode(self, snap, first, 0, chunks, &first_stop);
+        int ok = frame_decode(self, snap, first, tn + end, 0, &chunks, &first_stop);
         int taken = ok == 1 && first_stop == tn + end;
         if (taken) {
-            ok = frame_decode(self, snap, data, end, chunks, &stop);
+            ok = frame_decode(self, snap, data, n, end, &chunks, &stop);
         }
         if (ok < 0 || !taken || !unchanged(self, snap, PyBytes_AS_STRING(first))) {
             /* An error, the completed event is not for this path, or a hook changed
              * the decoder: the general path decides, from the state as it is. */
             Py_DECREF(first);
-            Py_DECREF(chunks);
+            Py_XDECREF(chunks);
             return NULL;
         }
         Py_DECREF(first);
+        if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+            return NULL;
+        }
         if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
             !tail_may_start(s + stop, n - stop)) {
             return hand_over(self, snap, s + stop, n - stop, tn + stop, chunks);
@@ -712,23 +822,25 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (snap->consumed == 0 && snap->events == 0 && !tail_may_start(s, n)) {
         return NULL; /* the stream's start (blank lines, a BOM, a JSON body): the general path */
     }
-    PyObject *chunks = PyList_New(0);
-    if (chunks == NULL) {
-        return NULL;
-    }
+    PyObject *chunks = NULL;
     Py_ssize_t stop = 0;
-    int ok = frame_decode(self, snap, data, 0, chunks, &stop);
+    int ok = frame_decode(self, snap, data, n, 0, &chunks, &stop);
     if (ok < 0 || !unchanged(self, snap, NULL)) {
-        Py_DECREF(chunks);
+        Py_XDECREF(chunks);
         return NULL;
     }
     if (ok == 0 || event_size(s + stop, n - stop) > snap->max ||
         !tail_may_start(s + stop, n - stop)) {
-        if (PyList_GET_SIZE(chunks) == 0 && stop == 0) {
-            Py_DECREF(chunks);
+        if (chunks == NULL && stop == 0) {
             return NULL; /* nothing taken: the general path gets the read as it came */
         }
+        if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+            return NULL;
+        }
         return hand_over(self, snap, s + stop, n - stop, stop, chunks);
+    }
+    if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
+        return NULL;
     }
     if (stop < n && set_tail(snap, s + stop, n - stop) < 0) {
         Py_DECREF(chunks);
@@ -757,17 +869,22 @@ feed_guarded(CoreObject *self, PyObject *data)
                 PyErr_Clear(); /* the general path says what is wrong with it */
             }
         }
-        if (bytes != NULL &&
-            memchr(PyBytes_AS_STRING(bytes), '\r', (size_t)PyBytes_GET_SIZE(bytes)) == NULL) {
+        int key = 1;
+        if (bytes != NULL && !read_has_cr(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes),
+                                          !self->has_error_field, &key)) {
+            Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
             Snapshot snap = {
                 .decode = Py_NewRef(self->decode),
+                .call = PyVectorcall_Function(self->decode),
                 .tail = Py_NewRef(self->tail),
-                .tn = PyByteArray_GET_SIZE(self->tail),
+                .tn = tn,
                 .shortcut_limit = self->shortcut_limit,
                 .max = self->max_event_size,
                 .consumed = self->consumed,
                 .events = self->events,
                 .has_error_field = self->has_error_field,
+                /* a key may also straddle the join with the unfinished event */
+                .probe = !self->has_error_field && (key || tn > 0),
             };
             PyObject *out = feed_events(self, &snap, bytes);
             Py_DECREF(snap.decode);
