@@ -10,9 +10,10 @@ the bytes are split. Unit tests below cover each branch of the rule.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any
 
 import msgspec
@@ -32,6 +33,8 @@ from streamspec import (
     SSEParser,
     StreamError,
     accumulate,
+    aiter_chunks,
+    iter_chunks,
 )
 
 Path = tuple[str | int, ...]
@@ -568,6 +571,31 @@ def test_lenient_fixture_decodes_every_way_with_its_notes(name: str) -> None:
     )
     assert result.choices[0].finish_reason == entry["finish_reason"]
     assert msgspec.to_builtins(result.usage) == entry["usage"]
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT_MANIFEST))
+def test_the_iterators_hand_their_notes_to_on_salvage(name: str) -> None:
+    entry = LENIENT_MANIFEST[name]
+    data = (LENIENT / name).read_bytes()
+    reads = [data[i : i + 37] for i in range(0, len(data), 37)]
+    seen: list[Any] = []
+    chunks = list(iter_chunks(reads, on_salvage=seen.append))
+    assert len(chunks) == entry["n_chunks"]
+    assert [[n.event, n.path, n.action] for n in seen] == entry["salvaged"]
+
+    async def collect() -> tuple[list[Any], list[Any]]:
+        async def source() -> AsyncIterator[bytes]:
+            for read in reads:
+                yield read
+
+        notes: list[Any] = []
+        got = [chunk async for chunk in aiter_chunks(source(), on_salvage=notes.append)]
+        return got, notes
+
+    assert asyncio.run(collect()) == (chunks, seen)
+    if entry["salvaged"]:  # without salvage the first chunk of the wrong shape is an error
+        with pytest.raises(MalformedEventError):
+            list(iter_chunks(reads, salvage=False))
 
 
 # -- the rule, case by case -----------------------------------------------------------------------

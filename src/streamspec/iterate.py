@@ -7,12 +7,13 @@ They take what HTTP clients yield: httpx ``iter_bytes()``/``aiter_bytes()``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar, overload
 
 from ._fastpath import IMPLEMENTATION
 from .decoder import ChunkDecoder
 from .errors import Error
+from .salvage import SalvageNote
 from .sse import DEFAULT_MAX_EVENT_SIZE
 from .types.stream import CreateChatCompletionStreamResponse
 
@@ -82,6 +83,8 @@ def iter_chunks(
     *,
     max_event_size: int = ...,
     require_done: bool = ...,
+    salvage: bool = ...,
+    on_salvage: Callable[[SalvageNote], object] | None = ...,
 ) -> Iterator[CreateChatCompletionStreamResponse]: ...
 
 
@@ -92,6 +95,8 @@ def iter_chunks(
     *,
     max_event_size: int = ...,
     require_done: bool = ...,
+    salvage: bool = ...,
+    on_salvage: Callable[[SalvageNote], object] | None = ...,
 ) -> Iterator[T]: ...
 
 
@@ -101,15 +106,24 @@ def iter_chunks(
     *,
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     require_done: bool = False,
+    salvage: bool = True,
+    on_salvage: Callable[[SalvageNote], object] | None = None,
 ) -> Iterator[Any]:
     """Yield the chunks of an SSE byte stream until ``[DONE]`` or the end of ``source``.
 
     Reading stops at ``[DONE]``. On an error, the chunks decoded before it are
     yielded first, then the :class:`streamspec.Error` is raised (its
     ``chunks`` are those already yielded). See :class:`ChunkDecoder` for the
-    end-of-stream rules.
+    end-of-stream rules; ``salvage`` and ``on_salvage`` are its options too
+    (``on_salvage`` sees each :class:`streamspec.SalvageNote` as it is made).
     """
-    decoder = ChunkDecoder(type, max_event_size=max_event_size, require_done=require_done)
+    decoder = ChunkDecoder(
+        type,
+        max_event_size=max_event_size,
+        require_done=require_done,
+        salvage=salvage,
+        on_salvage=on_salvage,
+    )
     return iterate(decoder, source)
 
 
@@ -119,6 +133,8 @@ def aiter_chunks(
     *,
     max_event_size: int = ...,
     require_done: bool = ...,
+    salvage: bool = ...,
+    on_salvage: Callable[[SalvageNote], object] | None = ...,
 ) -> AsyncIterator[CreateChatCompletionStreamResponse]: ...
 
 
@@ -129,6 +145,8 @@ def aiter_chunks(
     *,
     max_event_size: int = ...,
     require_done: bool = ...,
+    salvage: bool = ...,
+    on_salvage: Callable[[SalvageNote], object] | None = ...,
 ) -> AsyncIterator[T]: ...
 
 
@@ -138,7 +156,15 @@ def aiter_chunks(
     *,
     max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
     require_done: bool = False,
+    salvage: bool = True,
+    on_salvage: Callable[[SalvageNote], object] | None = None,
 ) -> AsyncIterator[Any]:
     """Async twin of :func:`iter_chunks`."""
-    decoder = ChunkDecoder(type, max_event_size=max_event_size, require_done=require_done)
+    decoder = ChunkDecoder(
+        type,
+        max_event_size=max_event_size,
+        require_done=require_done,
+        salvage=salvage,
+        on_salvage=on_salvage,
+    )
     return aiterate(decoder, source)
