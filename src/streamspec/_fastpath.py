@@ -71,7 +71,6 @@ class PyDecoderCore:
 
     _decode: Callable[[Any], Any]
     _error_of: Callable[[Any], Any]
-    _shortcut_limit: int
     _tail: bytearray
     max_event_size: int
     _consumed: int
@@ -80,9 +79,54 @@ class PyDecoderCore:
     _feed: Callable[[bytes], list[Any]]
     _continue: Callable[[bytes, list[Any]], list[Any]]
 
+    # ``_ready`` is ``bytes`` while a read may take the shortest path: fast mode
+    # (``_shortcut_limit >= 0``), no unfinished event, a type with an ``error``
+    # field; otherwise ``None``. One identity test against ``type(data)`` then
+    # covers four conditions. The general path sets ``_shortcut_limit`` at the
+    # end of every call, which recomputes it; the fast paths keep it current
+    # when they change the tail.
+    _ready: type[bytes] | None = None
+    _limit: int = -1
+
+    @property
+    def _resume(self) -> type[bytes] | None:
+        """``_ready`` once the tail is empty again, in fast mode."""
+        return bytes if self._has_error_field else None
+
+    @property
+    def _shortcut_limit(self) -> int:
+        return self._limit
+
+    @_shortcut_limit.setter
+    def _shortcut_limit(self, value: int) -> None:
+        self._limit = value
+        self._ready = bytes if value >= 0 and self._has_error_field and not self._tail else None
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Decode the next bytes of the stream; return the chunks they complete."""
-        if type(data) is not bytes or self._shortcut_limit < 0 or 13 in data:
+        if type(data) is self._ready and 13 not in data:
+            # One complete data-only event, "data:<payload>\n\n": a live socket's
+            # typical read. partition() finds the only LF with memchr.
+            line, lf, rest = data.partition(b"\n")
+            if rest == b"\n":
+                payload = line.removeprefix(PREFIX)
+                size = len(data)
+                if payload is not line and size <= self._limit:
+                    try:
+                        chunk = self._decode(payload)
+                    except Exception:  # [DONE], an error payload, bad data: the general path
+                        return self._feed(data)
+                    if not chunk.error:
+                        self._consumed += size
+                        self._events += 1
+                        return [chunk]
+                return self._feed(data)
+            return self._begun(data, line, lf, rest)
+        return self._feed_other(data)
+
+    def _feed_other(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        """After an unfinished event, for a type without ``error``, or for the general path."""
+        if type(data) is not bytes or self._limit < 0 or 13 in data:
             return self._feed(data)  # type: ignore[arg-type]  # the general path checks it
         tail = self._tail
         if tail:
@@ -99,12 +143,11 @@ class PyDecoderCore:
                         self._consumed += len(event)
                         self._events += 1
                         tail.clear()
+                        self._ready = self._resume
                         return [chunk]
             return self._feed_tail(data)
-        # One complete data-only event, "data:<payload>\n\n": a live socket's
-        # typical read. partition() finds the only LF with memchr.
         line, lf, rest = data.partition(b"\n")
-        if rest == b"\n":
+        if rest == b"\n":  # one event, for a type without an ``error`` field
             payload = line.removeprefix(PREFIX)
             if payload is not line and len(line) <= self.max_event_size:
                 try:
@@ -116,9 +159,14 @@ class PyDecoderCore:
                     self._events += 1
                     return [chunk]
             return self._feed(data)
+        return self._begun(data, line, lf, rest)
+
+    def _begun(self, data: bytes, line: bytes, lf: bytes, rest: bytes) -> list[Any]:
+        """A read at an event boundary that is not one whole event: ``data.partition(b"\\n")``."""
         if not lf:  # no LF at all: the start of an event
             if len(data) <= self.max_event_size:
                 self._tail += data
+                self._ready = None
                 return []
             return self._feed(data)
         if rest[:1] == b"\n" and self._has_error_field:
@@ -177,11 +225,13 @@ class PyDecoderCore:
         self._consumed += size + 2
         tail.clear()
         if end == len(data):
+            self._ready = self._resume
             return out
         rest = data[end:]
         if 10 not in rest and len(rest) <= self.max_event_size:  # the next event begins
             tail += rest
             return out
+        self._ready = self._resume
         return self._frame(rest, out)
 
     def _frame(self, buf: bytes, out: list[Any], pos: int = 0) -> list[Any]:
@@ -251,6 +301,7 @@ class PyDecoderCore:
                 return self._continue(rest, out)
             self._consumed += len(rest) - len(event)
             self._tail += event
+            self._ready = None
         return out
 
 
