@@ -79,18 +79,22 @@ class PyDecoderCore:
     _feed: Callable[[bytes], list[Any]]
     _continue: Callable[[bytes, list[Any]], list[Any]]
 
-    # ``_ready`` is ``bytes`` while a read may take the shortest path: fast mode
-    # (``_shortcut_limit >= 0``), no unfinished event, a type with an ``error``
-    # field; otherwise ``None``. One identity test against ``type(data)`` then
-    # covers four conditions. The general path sets ``_shortcut_limit`` at the
-    # end of every call, which recomputes it; the fast paths keep it current
-    # when they change the tail.
+    # Two guard values, each ``bytes`` or ``None``, so that one identity test
+    # against ``type(data)`` covers several conditions. ``_ready`` is ``bytes``
+    # while a read may take the shortest path: fast mode (``_shortcut_limit >=
+    # 0``), no unfinished event, a type with an ``error`` field. ``_waiting`` is
+    # ``bytes`` in the same conditions but with an unfinished event in the
+    # tail that holds no LF yet (the first line of an event split across
+    # reads). The general path sets ``_shortcut_limit`` at the end of every
+    # call, which recomputes both; the fast paths keep them current when they
+    # change the tail.
     _ready: type[bytes] | None = None
+    _waiting: type[bytes] | None = None
     _limit: int = -1
 
     @property
     def _resume(self) -> type[bytes] | None:
-        """``_ready`` once the tail is empty again, in fast mode."""
+        """``_ready`` once the tail is empty again, or ``_waiting`` once it holds a first line."""
         return bytes if self._has_error_field else None
 
     @property
@@ -100,7 +104,10 @@ class PyDecoderCore:
     @_shortcut_limit.setter
     def _shortcut_limit(self, value: int) -> None:
         self._limit = value
-        self._ready = bytes if value >= 0 and self._has_error_field and not self._tail else None
+        tail = self._tail
+        fast = value >= 0 and self._has_error_field
+        self._ready = bytes if fast and not tail else None
+        self._waiting = bytes if fast and tail and 10 not in tail else None
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Decode the next bytes of the stream; return the chunks they complete."""
@@ -121,7 +128,37 @@ class PyDecoderCore:
                         self._events += 1
                         return [chunk]
                 return self._feed(data)
+            if not lf and len(data) <= self.max_event_size:  # the start of an event
+                self._tail += data
+                self._ready = None
+                self._waiting = bytes
+                return []
             return self._begun(data, line, lf, rest)
+        if type(data) is self._waiting and 13 not in data:
+            # More of an event whose first line has not ended yet.
+            line, lf, rest = data.partition(b"\n")
+            tail = self._tail
+            if rest == b"\n":  # its end: the event is joined once
+                event = tail + line
+                size = len(event) + 2
+                if size <= self._limit and event.startswith(PREFIX):
+                    del event[:5]  # a bytearray drops its start without copying
+                    try:
+                        chunk = self._decode(event)
+                    except Exception:
+                        return self._feed(data)
+                    if not chunk.error:
+                        self._consumed += size
+                        self._events += 1
+                        tail.clear()
+                        self._waiting = None
+                        self._ready = bytes
+                        return [chunk]
+                    return self._feed(data)
+                return self._feed_other(data)  # maybe a comment block, or too big
+            if not lf and len(tail) + len(data) <= self.max_event_size:  # it goes on
+                tail += data
+                return []
         return self._feed_other(data)
 
     def _feed_other(self, data: bytes | bytearray | memoryview) -> list[Any]:
@@ -144,6 +181,7 @@ class PyDecoderCore:
                         self._events += 1
                         tail.clear()
                         self._ready = self._resume
+                        self._waiting = None
                         return [chunk]
             return self._feed_tail(data)
         line, lf, rest = data.partition(b"\n")
@@ -167,6 +205,7 @@ class PyDecoderCore:
             if len(data) <= self.max_event_size:
                 self._tail += data
                 self._ready = None
+                self._waiting = self._resume
                 return []
             return self._feed(data)
         if rest[:1] == b"\n" and self._has_error_field:
@@ -200,6 +239,8 @@ class PyDecoderCore:
                 if len(tail) + size - (nl >= 0) > self.max_event_size:
                     return self._feed(data)  # the general path raises, in stream order
                 tail += data
+                if nl >= 0:
+                    self._waiting = None  # the tail ends a line now
                 return []
             if data[nl + 1] != 10:
                 return self._feed(data)  # a second line: not a data-only event
@@ -224,12 +265,14 @@ class PyDecoderCore:
             return self._feed(data)  # anything else
         self._consumed += size + 2
         tail.clear()
+        self._waiting = None
         if end == len(data):
             self._ready = self._resume
             return out
         rest = data[end:]
         if 10 not in rest and len(rest) <= self.max_event_size:  # the next event begins
             tail += rest
+            self._waiting = self._resume
             return out
         self._ready = self._resume
         return self._frame(rest, out)
@@ -302,6 +345,7 @@ class PyDecoderCore:
             self._consumed += len(rest) - len(event)
             self._tail += event
             self._ready = None
+            self._waiting = self._resume if 10 not in event else None
         return out
 
 
