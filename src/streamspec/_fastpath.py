@@ -136,8 +136,6 @@ class PyDecoderCore:
                 self._ready = None
                 self._waiting = bytes
                 return []
-            if size < _MANY:  # a few events: framed one by one
-                return self._frame(data, [])
             return self._several(data, [])
         if type(data) is self._waiting and 13 not in data:
             # More of an event whose first line has not ended yet.
@@ -230,21 +228,62 @@ class PyDecoderCore:
     def _several(self, data: bytes, out: list[Any], start: int = 0) -> list[Any]:
         """Decode ``data[start:]``, which starts at an event boundary (no tail), after ``out``.
 
-        The same contract as :meth:`_frame`, which frames event by event; a
-        read of many events goes faster another way. ``BytesIO.readlines()``
-        cuts at every LF with memchr; the events then go through C-level
-        ``map()`` loops, as in :func:`py_split_events`: their lines must
-        alternate ``b"data:<payload>\\n"`` and ``b"\\n"``, their payloads decode
-        in one ``map()`` and none is an error report. A read such a step
-        refuses goes to :meth:`_frame`, which decodes up to the first event it
-        cannot take. Only for a type with an ``error`` field, in fast mode.
+        The same contract as :meth:`_frame`, which frames event by event
+        through ``find()``; this is faster. ``BytesIO.readlines()`` cuts at
+        every LF with memchr, and as long as the lines alternate
+        ``b"data:<payload>\\n"`` and ``b"\\n"`` the payloads are decoded (their
+        LF is JSON whitespace); from the first event that is not so, or whose
+        payload fails or is an error report, :meth:`_frame` goes on. Reads of
+        many events take :meth:`_many`. Only for a type with an ``error``
+        field, in fast mode, without CR.
         """
         size = len(data)
-        if size - start < _MANY or size > self.max_event_size:
-            return self._frame(data, out, start)
         reader = BytesIO(data)  # shares data's memory: no copy
-        reader.seek(start)
+        if start:
+            reader.seek(start)
         lines = reader.readlines()
+        if size - start >= _MANY and size <= self.max_event_size:
+            return self._many(data, out, start, lines)
+        decode = self._decode
+        append = out.append
+        delivered = len(out)
+        limit = self.max_event_size + 1  # an event's size is its line without the LF
+        sized = size - start > limit
+        pos = start
+        it = iter(lines)
+        for head, blank in zip(it, it, strict=False):  # pairs of lines
+            payload = head.removeprefix(PREFIX)
+            if blank != b"\n" or payload is head or (sized and len(head) > limit):
+                break
+            try:
+                chunk = decode(payload)
+            except Exception:
+                break
+            if chunk.error:
+                break
+            append(chunk)
+            pos += len(head) + 1
+        else:
+            self._events += len(out) - delivered
+            if len(lines) & 1:  # the event still arriving
+                part = lines[-1]
+                self._consumed += size - len(part) - start
+                return self._keep_tail(part, out)
+            self._consumed += size - start
+            return out
+        self._events += len(out) - delivered
+        self._consumed += pos - start
+        return self._frame(data, out, pos)
+
+    def _many(self, data: bytes, out: list[Any], start: int, lines: list[bytes]) -> list[Any]:
+        """:meth:`_several` for a read of many events: ``lines`` is ``data[start:]`` cut at LFs.
+
+        The events go through C-level ``map()`` loops, as in
+        :func:`py_split_events`: the lines must alternate, the payloads decode
+        in one ``map()`` and none is an error report. A read such a step
+        refuses goes to :meth:`_frame`, which decodes up to the first event it
+        cannot take. ``data`` is no longer than ``max_event_size``.
+        """
         part = lines.pop() if len(lines) & 1 else b""  # the event still arriving
         blanks = lines[1::2]
         heads = lines[0::2]
@@ -258,7 +297,7 @@ class PyDecoderCore:
         if any(map(_ERROR_OF, chunks)):
             return self._frame(data, out, start)
         self._events += len(chunks)
-        self._consumed += size - start - len(part)
+        self._consumed += len(data) - start - len(part)
         out += chunks
         if part:
             return self._keep_tail(part, out)
