@@ -340,6 +340,7 @@ def _check_pure(report: Report, tolerance: float) -> int:
         ("ratio", "measured", "interleaved", "target", "fails above", "status"),
         rows,
     )
+    return status
 
 
 def _verdict(value: float, target: float, known: float | None, limit: float) -> tuple[str, int]:

@@ -238,6 +238,8 @@ class PyDecoderCore:
         field, in fast mode, without CR.
         """
         size = len(data)
+        if size - start >= _MANY and data[start] != 100:  # not b"d": maybe a run of no-ops
+            return self._frame(data, out, start)  # one regex match skips it, no line list
         reader = BytesIO(data)  # shares data's memory: no copy
         if start:
             reader.seek(start)
@@ -285,6 +287,8 @@ class PyDecoderCore:
         cannot take. ``data`` is no longer than ``max_event_size``.
         """
         part = lines.pop() if len(lines) & 1 else b""  # the event still arriving
+        if len(lines) > (len(data) - start) >> 2:  # "data:\n\n" is 7 bytes: no-ops among them
+            return self._frame(data, out, start)
         blanks = lines[1::2]
         heads = lines[0::2]
         payloads = list(map(bytes.removeprefix, heads, repeat(PREFIX)))
