@@ -64,12 +64,14 @@ SplitEvents = Callable[[bytes, int, bytes], "tuple[list[bytes], int] | None"]
 class PyDecoderCore:
     """Pure-Python twin of ``streamspec._speedups.DecoderCore``.
 
-    Every step is a handful of C-level byte operations (``find``, ``split``,
-    ``count``, one regex match for a run of no-op blocks) and one msgspec call
-    per payload, or one ``map()`` over the payloads of a read: the work per
-    event stays flat whatever the read shape, and no byte is scanned twice
-    (an unfinished event is appended to one buffer and only its new bytes are
-    searched).
+    Every step is a handful of C-level byte operations (``partition``,
+    ``find``, ``readlines``, one regex match for a run of no-op blocks) and one
+    msgspec call per payload, or one ``map()`` over the payloads of a read: the
+    work per event stays flat whatever the read shape, and no byte is scanned
+    twice (an unfinished event is appended to one buffer and only its new bytes
+    are searched). ``feed()`` itself handles the two usual reads, one whole
+    event and the rest of an event cut across reads, behind one identity test
+    each (``_ready``, ``_waiting``); everything else is a method call away.
     """
 
     _decode: Callable[[Any], Any]
