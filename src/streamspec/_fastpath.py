@@ -138,7 +138,37 @@ class PyDecoderCore:
                 self._ready = None
                 self._waiting = bytes
                 return []
-            return self._several(data, [])
+            if size >= _MANY:
+                return self._several(data, [])
+            if rest[:1] == b"\n":  # a few events: the first one is already cut out
+                payload = line.removeprefix(PREFIX)
+                if payload is not line and size <= self._limit:
+                    try:
+                        chunk = self._decode(payload)
+                    except Exception:
+                        return self._frame(data, [])  # it stops at once, before this event
+                    if not chunk.error:
+                        end = len(line) + 2
+                        self._consumed += end
+                        self._events += 1
+                        # Two events, "data:<payload>\n\ndata:<payload>\n\n": rest
+                        # is the LF of the blank line, then the second one.
+                        last = len(rest) - 2
+                        if (
+                            rest.find(b"\n", 1) == last
+                            and rest[-1] == 10
+                            and rest.startswith(PREFIX, 1)
+                        ):
+                            try:
+                                second = self._decode(rest[6:])  # its LFs are JSON whitespace
+                            except Exception:
+                                return self._frame(data, [chunk], end)
+                            if not second.error:
+                                self._consumed += last + 1
+                                self._events += 1
+                                return [chunk, second]
+                        return self._frame(data, [chunk], end)
+            return self._frame(data, [])
         if type(data) is self._waiting and 13 not in data:
             # More of an event whose first line has not ended yet.
             line, lf, rest = data.partition(b"\n")
