@@ -70,21 +70,24 @@ none is set.
 
 PURE_GATES = (
     ("pure Python / ceiling, one event per read", "pure-event", "streamspec-python", "ceiling",
-     1.6, 2.1),
+     1.6, 2.0),
     ("pure Python / ceiling, two events per read", "pure-two", "streamspec-python", "ceiling",
-     2.0, 2.7),
+     2.0, 2.3),
     ("pure Python / ceiling, every event split in two", "pure-split", "streamspec-python",
-     "ceiling", 2.5, 3.4),
+     "ceiling", 2.5, 3.0),
     ("pure Python / ceiling, every event split in three", "pure-split3", "streamspec-python",
-     "ceiling", 3.5, 4.2),
+     "ceiling", 3.5, 3.6),
     ("pure Python / ceiling, 64 KiB reads", "pure-64k", "streamspec-python", "ceiling", 1.6,
-     1.95),
+     None),
 )  # fmt: skip
 """The pure-Python hot path (``test_bench_pure.py``), gated like ``GATES`` when in the report.
 
 The known levels are what this implementation measures on a 2-core machine
-with other jobs beside it: one Python call, a few C-level byte operations and
-the list a read returns cost about as much as msgspec's own decoding of a chunk.
+with other jobs beside it (one event per read 1.9-2.0x, two 2.2x, split in two
+2.9-3.0x, in three 3.3-3.5x; 64 KiB reads 1.35-1.4x, within target): one
+Python call per read, the few C-level byte operations that check the framing
+(each a few tens of nanoseconds) and the list a read returns cost about as much
+as msgspec's own decoding of a chunk.
 """
 
 FLOOD_FLOOR = 16.0
@@ -354,6 +357,7 @@ def _check_pure(report: Report, tolerance: float) -> int:
         ("ratio", "measured", "interleaved", "target", "fails above", "status"),
         rows,
     )
+    return status
 
 
 def _verdict(value: float, target: float, known: float | None, limit: float) -> tuple[str, int]:

@@ -47,13 +47,16 @@ import re
 from collections.abc import Callable
 from io import BytesIO
 from itertools import repeat
-from operator import is_
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["IMPLEMENTATION", "NOOP_BLOCKS", "DecoderCore", "split_events"]
 
 PREFIX = b"data:"
 ERROR_KEY = b'"error"'
+_ERROR_OF = attrgetter("error")
+_MANY = 2048
+"""Reads of more bytes than this, of several events, are framed by ``readlines()``."""
 
 SplitEvents = Callable[[bytes, int, bytes], "tuple[list[bytes], int] | None"]
 
@@ -61,17 +64,18 @@ SplitEvents = Callable[[bytes, int, bytes], "tuple[list[bytes], int] | None"]
 class PyDecoderCore:
     """Pure-Python twin of ``streamspec._speedups.DecoderCore``.
 
-    Every step is a handful of C-level byte operations (``find``, ``split``,
-    ``count``, one regex match for a run of no-op blocks) and one msgspec call
-    per payload, or one ``map()`` over the payloads of a read: the work per
-    event stays flat whatever the read shape, and no byte is scanned twice
-    (an unfinished event is appended to one buffer and only its new bytes are
-    searched).
+    Every step is a handful of C-level byte operations (``partition``,
+    ``find``, ``readlines``, one regex match for a run of no-op blocks) and one
+    msgspec call per payload, or one ``map()`` over the payloads of a read: the
+    work per event stays flat whatever the read shape, and no byte is scanned
+    twice (an unfinished event is appended to one buffer and only its new bytes
+    are searched). ``feed()`` itself handles the two usual reads, one whole
+    event and the rest of an event cut across reads, behind one identity test
+    each (``_ready``, ``_waiting``); everything else is a method call away.
     """
 
     _decode: Callable[[Any], Any]
     _error_of: Callable[[Any], Any]
-    _shortcut_limit: int
     _tail: bytearray
     max_event_size: int
     _consumed: int
@@ -80,9 +84,121 @@ class PyDecoderCore:
     _feed: Callable[[bytes], list[Any]]
     _continue: Callable[[bytes, list[Any]], list[Any]]
 
+    # Two guard values, each ``bytes`` or ``None``, so that one identity test
+    # against ``type(data)`` covers several conditions. ``_ready`` is ``bytes``
+    # while a read may take the shortest path: fast mode (``_shortcut_limit >=
+    # 0``), no unfinished event, a type with an ``error`` field. ``_waiting`` is
+    # ``bytes`` in the same conditions but with an unfinished event in the
+    # tail that holds no LF yet (the first line of an event split across
+    # reads). The general path sets ``_shortcut_limit`` at the end of every
+    # call, which recomputes both; the fast paths keep them current when they
+    # change the tail.
+    _ready: type[bytes] | None = None
+    _waiting: type[bytes] | None = None
+    _limit: int = -1
+
+    @property
+    def _resume(self) -> type[bytes] | None:
+        """``_ready`` once the tail is empty again, or ``_waiting`` once it holds a first line."""
+        return bytes if self._has_error_field else None
+
+    @property
+    def _shortcut_limit(self) -> int:
+        return self._limit
+
+    @_shortcut_limit.setter
+    def _shortcut_limit(self, value: int) -> None:
+        self._limit = value
+        tail = self._tail
+        fast = value >= 0 and self._has_error_field
+        self._ready = bytes if fast and not tail else None
+        self._waiting = bytes if fast and tail and 10 not in tail else None
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]:
         """Decode the next bytes of the stream; return the chunks they complete."""
-        if type(data) is not bytes or self._shortcut_limit < 0 or 13 in data:
+        if type(data) is self._ready and 13 not in data:
+            # One complete data-only event, "data:<payload>\n\n": a live socket's
+            # typical read. partition() finds the only LF with memchr.
+            line, lf, rest = data.partition(b"\n")
+            size = len(data)
+            if rest == b"\n":
+                payload = line.removeprefix(PREFIX)
+                if payload is not line and size <= self._limit:
+                    try:
+                        chunk = self._decode(payload)
+                    except Exception:  # [DONE], an error payload, bad data: the general path
+                        return self._feed(data)
+                    if not chunk.error:
+                        self._consumed += size
+                        self._events += 1
+                        return [chunk]
+                return self._feed(data)
+            if not lf and size <= self.max_event_size:  # the start of an event
+                self._tail += data
+                self._ready = None
+                self._waiting = bytes
+                return []
+            if size >= _MANY:
+                return self._several(data, [])
+            if rest[:1] == b"\n":  # a few events: the first one is already cut out
+                payload = line.removeprefix(PREFIX)
+                if payload is not line and size <= self._limit:
+                    try:
+                        chunk = self._decode(payload)
+                    except Exception:
+                        return self._frame(data, [])  # it stops at once, before this event
+                    if not chunk.error:
+                        end = len(line) + 2
+                        self._consumed += end
+                        self._events += 1
+                        # Two events, "data:<payload>\n\ndata:<payload>\n\n": rest
+                        # is the LF of the blank line, then the second one.
+                        last = len(rest) - 2
+                        if (
+                            rest.find(b"\n", 1) == last
+                            and rest[-1] == 10
+                            and rest.startswith(PREFIX, 1)
+                        ):
+                            try:
+                                second = self._decode(rest[6:])  # its LFs are JSON whitespace
+                            except Exception:
+                                return self._frame(data, [chunk], end)
+                            if not second.error:
+                                self._consumed += last + 1
+                                self._events += 1
+                                return [chunk, second]
+                        return self._frame(data, [chunk], end)
+            return self._frame(data, [])
+        if type(data) is self._waiting and 13 not in data:
+            # More of an event whose first line has not ended yet.
+            line, lf, rest = data.partition(b"\n")
+            tail = self._tail
+            if rest == b"\n":  # its end: the event is joined once
+                event = tail + line
+                size = len(event) + 2
+                if size <= self._limit and event.startswith(PREFIX):
+                    del event[:5]  # a bytearray drops its start without copying
+                    try:
+                        chunk = self._decode(event)
+                    except Exception:
+                        return self._feed(data)
+                    if not chunk.error:
+                        self._consumed += size
+                        self._events += 1
+                        tail.clear()
+                        self._waiting = None
+                        self._ready = bytes
+                        return [chunk]
+                    return self._feed(data)
+                return self._feed_other(data)  # maybe a comment block, or too big
+            if not lf and len(tail) + len(data) <= self.max_event_size:  # it goes on
+                tail += data
+                return []
+        return self._feed_other(data)
+
+    def _feed_other(self, data: bytes | bytearray | memoryview) -> list[Any]:
+        """After an unfinished event, for a type without ``error``, or for the general path."""
+        if type(data) is not bytes or self._limit < 0 or 13 in data:
             return self._feed(data)  # type: ignore[arg-type]  # the general path checks it
         tail = self._tail
         if tail:
@@ -99,12 +215,12 @@ class PyDecoderCore:
                         self._consumed += len(event)
                         self._events += 1
                         tail.clear()
+                        self._ready = self._resume
+                        self._waiting = None
                         return [chunk]
             return self._feed_tail(data)
-        # One complete data-only event, "data:<payload>\n\n": a live socket's
-        # typical read. partition() finds the only LF with memchr.
         line, lf, rest = data.partition(b"\n")
-        if rest == b"\n":
+        if rest == b"\n":  # one event, for a type without an ``error`` field
             payload = line.removeprefix(PREFIX)
             if payload is not line and len(line) <= self.max_event_size:
                 try:
@@ -116,9 +232,15 @@ class PyDecoderCore:
                     self._events += 1
                     return [chunk]
             return self._feed(data)
+        return self._begun(data, line, lf, rest)
+
+    def _begun(self, data: bytes, line: bytes, lf: bytes, rest: bytes) -> list[Any]:
+        """A read at an event boundary that is not one whole event: ``data.partition(b"\\n")``."""
         if not lf:  # no LF at all: the start of an event
             if len(data) <= self.max_event_size:
                 self._tail += data
+                self._ready = None
+                self._waiting = self._resume
                 return []
             return self._feed(data)
         if rest[:1] == b"\n" and self._has_error_field:
@@ -134,6 +256,88 @@ class PyDecoderCore:
                     self._events += 1
                     return self._frame(data, [chunk], len(line) + 2)
         return self._frame(data, [])
+
+    def _several(self, data: bytes, out: list[Any], start: int = 0) -> list[Any]:
+        """Decode ``data[start:]``, which starts at an event boundary (no tail), after ``out``.
+
+        The same contract as :meth:`_frame`, which frames event by event
+        through ``find()``; this is faster. ``BytesIO.readlines()`` cuts at
+        every LF with memchr, and as long as the lines alternate
+        ``b"data:<payload>\\n"`` and ``b"\\n"`` the payloads are decoded (their
+        LF is JSON whitespace); from the first event that is not so, or whose
+        payload fails or is an error report, :meth:`_frame` goes on. Reads of
+        many events take :meth:`_many`. Only for a type with an ``error``
+        field, in fast mode, without CR.
+        """
+        size = len(data)
+        if size - start >= _MANY and data[start] != 100:  # not b"d": maybe a run of no-ops
+            return self._frame(data, out, start)  # one regex match skips it, no line list
+        reader = BytesIO(data)  # shares data's memory: no copy
+        if start:
+            reader.seek(start)
+        lines = reader.readlines()
+        if size - start >= _MANY and size <= self.max_event_size:
+            return self._many(data, out, start, lines)
+        decode = self._decode
+        append = out.append
+        delivered = len(out)
+        limit = self.max_event_size + 1  # an event's size is its line without the LF
+        sized = size - start > limit
+        pos = start
+        it = iter(lines)
+        for head, blank in zip(it, it, strict=False):  # pairs of lines
+            payload = head.removeprefix(PREFIX)
+            if blank != b"\n" or payload is head or (sized and len(head) > limit):
+                break
+            try:
+                chunk = decode(payload)
+            except Exception:
+                break
+            if chunk.error:
+                break
+            append(chunk)
+            pos += len(head) + 1
+        else:
+            self._events += len(out) - delivered
+            if len(lines) & 1:  # the event still arriving
+                part = lines[-1]
+                self._consumed += size - len(part) - start
+                return self._keep_tail(part, out)
+            self._consumed += size - start
+            return out
+        self._events += len(out) - delivered
+        self._consumed += pos - start
+        return self._frame(data, out, pos)
+
+    def _many(self, data: bytes, out: list[Any], start: int, lines: list[bytes]) -> list[Any]:
+        """:meth:`_several` for a read of many events: ``lines`` is ``data[start:]`` cut at LFs.
+
+        The events go through C-level ``map()`` loops, as in
+        :func:`py_split_events`: the lines must alternate, the payloads decode
+        in one ``map()`` and none is an error report. A read such a step
+        refuses goes to :meth:`_frame`, which decodes up to the first event it
+        cannot take. ``data`` is no longer than ``max_event_size``.
+        """
+        part = lines.pop() if len(lines) & 1 else b""  # the event still arriving
+        if len(lines) > (len(data) - start) >> 2:  # "data:\n\n" is 7 bytes: no-ops among them
+            return self._frame(data, out, start)
+        blanks = lines[1::2]
+        heads = lines[0::2]
+        payloads = list(map(bytes.removeprefix, heads, repeat(PREFIX)))
+        if blanks.count(b"\n") != len(blanks) or any(map(is_, payloads, heads)):
+            return self._frame(data, out, start)
+        try:
+            chunks = list(map(self._decode, payloads))
+        except Exception:  # [DONE], an error payload, bad data
+            return self._frame(data, out, start)
+        if any(map(_ERROR_OF, chunks)):
+            return self._frame(data, out, start)
+        self._events += len(chunks)
+        self._consumed += len(data) - start - len(part)
+        out += chunks
+        if part:
+            return self._keep_tail(part, out)
+        return out
 
     def _feed_tail(self, data: bytes) -> list[Any]:
         """A read after an unfinished event: it goes on, or ``data`` completes it.
@@ -152,6 +356,8 @@ class PyDecoderCore:
                 if len(tail) + size - (nl >= 0) > self.max_event_size:
                     return self._feed(data)  # the general path raises, in stream order
                 tail += data
+                if nl >= 0:
+                    self._waiting = None  # the tail ends a line now
                 return []
             if data[nl + 1] != 10:
                 return self._feed(data)  # a second line: not a data-only event
@@ -176,13 +382,18 @@ class PyDecoderCore:
             return self._feed(data)  # anything else
         self._consumed += size + 2
         tail.clear()
+        self._waiting = None
         if end == len(data):
+            self._ready = self._resume
             return out
-        rest = data[end:]
-        if 10 not in rest and len(rest) <= self.max_event_size:  # the next event begins
-            tail += rest
+        if data.find(b"\n", end) < 0 and len(data) - end <= self.max_event_size:
+            tail += data[end:]  # the next event begins
+            self._waiting = self._resume
             return out
-        return self._frame(rest, out)
+        self._ready = self._resume
+        if self._has_error_field:
+            return self._several(data, out, end)
+        return self._frame(data[end:], out)
 
     def _frame(self, buf: bytes, out: list[Any], pos: int = 0) -> list[Any]:
         """Decode ``buf[pos:]``, which starts at an event boundary (no tail), after ``out``.
@@ -251,6 +462,8 @@ class PyDecoderCore:
                 return self._continue(rest, out)
             self._consumed += len(rest) - len(event)
             self._tail += event
+            self._ready = None
+            self._waiting = self._resume if 10 not in event else None
         return out
 
 
