@@ -215,22 +215,7 @@ def check(benchmarks: list[dict[str, Any]], stat: str = "min", tolerance: float 
     report = Report(benchmarks, stat)
     status = 0
 
-    rows: list[tuple[str, ...]] = []
-    for label, group, num, den, target, known in GATES:
-        value = report.ratio(group, num, den)
-        limit = max(target, known or target) * (1 + tolerance)
-        if value is None:
-            verdict, status = "MISSING", max(status, 2)
-        elif value > limit:
-            verdict, status = "FAIL", max(status, 1)
-        elif value > target and known is not None:
-            verdict = f"! misses target (known level {known:.2f}x)"
-        elif value > target:
-            verdict = "over target, within tolerance"
-        else:
-            verdict = "ok"
-        paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling"))
-        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+    rows, status = _gated(report, GATES, tolerance)
     for label, group, num, den, info_target in INFO_RATIOS:
         value = report.ratio(group, num, den)
         paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling")).replace("missing", "-")
@@ -288,23 +273,7 @@ def _check_pure(report: Report, tolerance: float) -> int:
     """The pure-Python rows, when the report has them: read shapes, small reads, floods."""
     if not any(group.startswith("pure-") for group, _ in report.index):
         return 0
-    status = 0
-    rows: list[tuple[str, ...]] = []
-    for label, group, num, den, target, known in PURE_GATES:
-        value = report.ratio(group, num, den)
-        limit = max(target, known or target) * (1 + tolerance)
-        if value is None:
-            verdict, status = "MISSING", max(status, 2)
-        elif value > limit:
-            verdict, status = "FAIL", max(status, 1)
-        elif value > target and known is not None:
-            verdict = f"! misses target (known level {known:.2f}x)"
-        elif value > target:
-            verdict = "over target, within tolerance"
-        else:
-            verdict = "ok"
-        paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling"))
-        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+    rows, status = _gated(report, PURE_GATES, tolerance)
 
     def per_read(group: str, impl: str) -> float | None:
         time, reads = report.time(group, impl), report.info(group, impl, "reads")
@@ -358,6 +327,27 @@ def _check_pure(report: Report, tolerance: float) -> int:
         rows,
     )
     return status
+
+
+def _gated(
+    report: Report,
+    gates: Sequence[tuple[str, str, str, str, float, float | None]],
+    tolerance: float,
+) -> tuple[list[tuple[str, ...]], int]:
+    """One table row per gate ``(label, group, num, den, target, known)``; the exit status."""
+    status = 0
+    rows: list[tuple[str, ...]] = []
+    for label, group, num, den, target, known in gates:
+        value = report.ratio(group, num, den)
+        limit = max(target, known or target) * (1 + tolerance)
+        if value is None:
+            verdict, code = "MISSING", 2
+        else:
+            verdict, code = _verdict(value, target, known, limit)
+        status = max(status, code)
+        paired = _fmt(report.info(group, num, "paired_ratio_to_ceiling"))
+        rows.append((label, _fmt(value), paired, f"<= {target:.2f}x", f"{limit:.2f}x", verdict))
+    return rows, status
 
 
 def _verdict(value: float, target: float, known: float | None, limit: float) -> tuple[str, int]:
