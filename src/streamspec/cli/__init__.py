@@ -9,7 +9,8 @@
 
 Each command is a module of this package with ``add_parser(commands)`` and
 ``run(args) -> int``: a thin layer over the library (``decode``, ``check``,
-``bench``); ``_common`` holds what they share.
+``bench``...); ``_common`` holds what they share, ``_server`` the server options of
+``decode`` and ``check``.
 
 ``decode`` reads a file, standard input (``-``), or an OpenAI-compatible
 server (a base URL such as ``http://localhost:8000/v1``, with ``--model`` and

@@ -11,13 +11,13 @@ breaks is a problem of the report, which also gives the status.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._common import Output, fail, file_reads, is_url, read_all
+from ._common import Output, fail, file_reads, is_url
+from ._server import add_server_options, endpoint, headers, load_request, timeout
 
 if TYPE_CHECKING:
     from ..check import CheckReport, StreamChecker
@@ -68,44 +68,15 @@ def add_parser(commands: Any) -> None:
         help="list at most N problems, count the others (default 1000)",
     )
     http = check.add_argument_group("checking a URL")
-    http.add_argument("--model", help="the model to ask for")
     http.add_argument(
         "--prompt", metavar="TEXT", default="Say hello.", help="the prompt (default: Say hello.)"
     )
-    http.add_argument(
-        "--request",
-        metavar="FILE.json",
-        help="the JSON body to send instead (stream is set to true)",
-    )
-    http.add_argument("--api-key", metavar="KEY", help="bearer token (default: $OPENAI_API_KEY)")
-    http.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="give up after SECONDS without a byte from the server (default 300)",
-    )
+    add_server_options(http, "the JSON body to send instead (stream is set to true)")
     check.set_defaults(func=run)
 
 
-def _endpoint(base: str, kind: str | None) -> str:
-    """``http://host/v1`` -> ``http://host/v1/chat/completions`` (a full endpoint is kept)."""
-    base = base.rstrip("/")
-    if base.endswith(("/chat/completions", "/completions")):
-        return base
-    return base + ("/completions" if kind == "completions" else "/chat/completions")
-
-
 def _body(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    if args.request is not None:
-        try:
-            loaded = msgspec.json.decode(read_all(args.request))
-        except msgspec.DecodeError as exc:
-            fail(f"invalid request {args.request}: {exc}", 2)
-        if not isinstance(loaded, dict):
-            fail(f"invalid request {args.request}: expected a JSON object", 2)
-        body = loaded
+    body: dict[str, Any] = {} if args.request is None else load_request(args.request)
     if args.model is not None:
         body["model"] = args.model
     if "model" not in body:
@@ -129,22 +100,17 @@ def _check_url(args: argparse.Namespace, checker: StreamChecker) -> CheckReport:
     from ..errors import StreamError
     from ..http import HTTPStatusError, NotAStreamError, TransportError, connect_stream
 
-    url = _endpoint(args.path, args.kind)
+    url = endpoint(args.path, args.kind)
     body = _body(args, url)
-    headers = {}
-    key = args.api_key or os.environ.get("OPENAI_API_KEY")
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, 30.0))
     try:
         with (
-            httpx.Client(timeout=timeout) as client,
+            httpx.Client(timeout=timeout(httpx, args)) as client,
             connect_stream(
                 client,
                 "POST",
                 url,
                 json=body,
-                headers=headers,
+                headers=headers(args),
                 max_event_size=checker.max_event_size,
             ) as stream,
         ):

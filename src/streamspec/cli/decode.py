@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +21,8 @@ from ..sse import SSEParser
 from ..types.common import CompletionUsage
 from ..types.completions import CreateCompletionResponse
 from ..types.stream import CreateChatCompletionStreamResponse, content_text
-from ._common import Failure, Output, Progress, fail, file_reads, is_url, one_line, read_all
+from ._common import Failure, Output, Progress, fail, file_reads, is_url, one_line
+from ._server import add_server_options, endpoint, headers, load_request, timeout
 
 __all__ = ["add_parser", "run"]
 
@@ -57,27 +57,15 @@ def add_parser(commands: Any) -> None:
         ),
     )
     http = decode.add_argument_group("reading from a URL")
-    http.add_argument("--model", help="the model to ask for")
     http.add_argument(
         "--prompt",
         metavar="TEXT",
         help="send TEXT as a user message (legacy completions: as the prompt)",
     )
-    http.add_argument(
-        "--request",
-        metavar="FILE.json",
-        help=(
-            "a CreateChatCompletionRequest (or, with --kind completions, CreateCompletionRequest)"
-            " body to send (validated; stream is set to true)"
-        ),
-    )
-    http.add_argument("--api-key", metavar="KEY", help="bearer token (default: $OPENAI_API_KEY)")
-    http.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="give up after SECONDS without a byte from the server (default 300)",
+    add_server_options(
+        http,
+        "a CreateChatCompletionRequest (or, with --kind completions, CreateCompletionRequest)"
+        " body to send (validated; stream is set to true)",
     )
     http.add_argument(
         "--no-usage",
@@ -85,17 +73,6 @@ def add_parser(commands: Any) -> None:
         help="do not ask for usage (stream_options.include_usage)",
     )
     decode.set_defaults(func=run)
-
-
-def _endpoint(base: str, kind: StreamKind) -> str:
-    """``http://host/v1`` -> ``.../v1/chat/completions`` or ``.../v1/completions``.
-
-    A URL that already names an endpoint is kept.
-    """
-    base = base.rstrip("/")
-    if base.endswith("/completions"):
-        return base
-    return base + ("/chat/completions" if kind == "chat" else "/completions")
 
 
 def _url_kind(url: str, flag: str) -> StreamKind:
@@ -121,17 +98,6 @@ def _check_url(url: str) -> None:
         fail(f"invalid URL {url!r}: no host name", 2)
 
 
-def _load_request(path: str) -> dict[str, Any]:
-    raw = read_all(path)
-    try:
-        loaded = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        fail(f"invalid request {path}: {exc}", 2)
-    if not isinstance(loaded, dict):
-        fail(f"invalid request {path}: expected a JSON object", 2)
-    return loaded
-
-
 def _request_body(args: argparse.Namespace, kind: StreamKind) -> dict[str, Any]:
     """The JSON body to POST: ``--request`` (validated), ``--model``, ``--prompt``, streaming on.
 
@@ -141,7 +107,7 @@ def _request_body(args: argparse.Namespace, kind: StreamKind) -> dict[str, Any]:
     from ..types.completions import CreateCompletionRequest
     from ..types.request import CreateChatCompletionRequest
 
-    body: dict[str, Any] = {} if args.request is None else _load_request(args.request)
+    body: dict[str, Any] = {} if args.request is None else load_request(args.request)
     if args.model is not None:
         body["model"] = args.model
     if args.prompt is not None:
@@ -178,13 +144,10 @@ class _HttpSource:
         except ImportError:
             fail("decoding from a URL needs httpx: pip install 'streamspec[http]'", 2)
         self.httpx = httpx
-        self.url = _endpoint(args.source, kind)
+        self.url = endpoint(args.source, kind)
         self.body = _request_body(args, kind)
-        key = args.api_key or os.environ.get("OPENAI_API_KEY")
-        self.headers = {"Accept": "text/event-stream"}
-        if key:
-            self.headers["Authorization"] = f"Bearer {key}"
-        self.timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, 30.0))
+        self.headers = headers(args, Accept="text/event-stream")
+        self.timeout = timeout(httpx, args)
         self.progress = progress
 
     def reads(self, meter: Callable[[], None]) -> Iterator[bytes]:
