@@ -852,6 +852,241 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     return chunks;
 }
 
+/* -- the usual reads, each in one pass over its bytes -------------------------------------- */
+
+/* The offset of the first LF or CR in p[0:n], or n. Vector steps where the
+ * CPU has them; the last step is moved back to end at n, overlapping the one
+ * before it, so no byte is looked at one by one. */
+#ifdef HAVE_AVX2_PROBE
+__attribute__((target("avx2"))) static Py_ssize_t
+line_end_avx2(const char *p, Py_ssize_t n)
+{
+    const __m256i lf = _mm256_set1_epi8('\n');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    Py_ssize_t i = 0;
+    for (;;) { /* n >= 32 */
+        if (i + 32 > n) {
+            i = n - 32;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(a, lf), _mm256_cmpeq_epi8(a, cr)));
+        if (mask != 0) {
+            return i + __builtin_ctz(mask);
+        }
+        if (i + 32 >= n) {
+            return n;
+        }
+        i += 32;
+    }
+}
+#endif
+
+static Py_ssize_t
+line_end(const char *p, Py_ssize_t n)
+{
+#ifdef HAVE_AVX2_PROBE
+    if (use_avx2 && n >= 32) {
+        return line_end_avx2(p, n);
+    }
+#endif
+#ifdef HAVE_SSE2_PROBE
+    if (n >= 16) {
+        const __m128i lf = _mm_set1_epi8('\n');
+        const __m128i cr = _mm_set1_epi8('\r');
+        Py_ssize_t i = 0;
+        for (;;) {
+            if (i + 16 > n) {
+                i = n - 16;
+            }
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(a, lf), _mm_cmpeq_epi8(a, cr)));
+            if (mask != 0) {
+                return i + __builtin_ctz(mask);
+            }
+            if (i + 16 >= n) {
+                return n;
+            }
+            i += 16;
+        }
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] == '\n' || p[i] == '\r') {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* Whether s[0:5] is "data:". */
+static inline int
+is_data_field(const char *s)
+{
+    return s[0] == 'd' && s[1] == 'a' && s[2] == 't' && s[3] == 'a' && s[4] == ':';
+}
+
+/* Whether the payload p[0:pn] of a one-line data event goes to the general
+ * path before any decoding: [DONE] (or an array), or, for a type that cannot
+ * show it, one with an '"error"' key. */
+static int
+payload_refused(CoreObject *self, const char *p, Py_ssize_t pn)
+{
+    Py_ssize_t j = 0;
+    while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
+        j++;
+    }
+    return (j < pn && p[j] == '[') || (!self->has_error_field && has_error_key(p, pn));
+}
+
+#define QUICK_DONE 1     /* *out is feed()'s result */
+#define QUICK_NONE 0     /* not such a read: nothing ran, nothing changed */
+#define QUICK_GENERAL -1 /* the general path decides (_feed), from the state as it is */
+#define QUICK_ERROR -2   /* an exception is set */
+
+/* Decodes the one-line event payload p[0:pn], which lies in `owner`, in
+ * place; then commits `used` bytes of the stream and an empty tail. The tail
+ * held tn bytes, whose copy is at `tail_copy`: Python code (a hook of the
+ * chunk type) may run during decoding, and nothing is committed if the
+ * decoder is not as it was (its callable, tail, limits and counts), or if the
+ * chunk is not for this path (it fails to decode, or reports an error). */
+static int
+quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py_ssize_t used,
+             const char *tail_copy, Py_ssize_t tn, PyObject **out)
+{
+    ViewObject *view = self->view;
+    if (view == NULL) {
+        view = PyObject_New(ViewObject, &ViewType);
+        if (view == NULL) {
+            return QUICK_ERROR;
+        }
+        view->owner = NULL;
+        view->exports = 0;
+        self->view = view;
+    }
+    PyObject *decode = Py_NewRef(self->decode);
+    PyObject *tail = Py_NewRef(self->tail);
+    Py_ssize_t limit = self->shortcut_limit, max = self->max_event_size;
+    long long consumed = self->consumed, events = self->events;
+    char has_error_field = self->has_error_field;
+    Py_INCREF(view); /* self->view may be replaced while msgspec reads it */
+    view->owner = Py_NewRef(owner);
+    view->buf = p;
+    view->len = pn;
+    PyObject *args[2] = {NULL, (PyObject *)view}; /* args[0]: room for a bound method's self */
+    PyObject *chunk = PyObject_Vectorcall(decode, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          NULL);
+    if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
+        Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
+    }
+    else if (self->view == view) {
+        Py_CLEAR(self->view); /* kept: it keeps its owner, the next payload gets a new one */
+    }
+    Py_DECREF(view);
+    int status = QUICK_GENERAL;
+    if (chunk != NULL && PyErr_Occurred()) {
+        Py_CLEAR(chunk); /* a result with an exception set: a failure, as the call API says */
+    }
+    if (chunk == NULL) {
+        status = hand_over_failure() < 0 ? QUICK_ERROR : QUICK_GENERAL;
+    }
+    else if (has_error_field && carries_error(self, chunk) != 0) {
+        Py_CLEAR(chunk); /* an error chunk, or a failed truth test: the general path says */
+        status = PyErr_Occurred() && hand_over_failure() < 0 ? QUICK_ERROR : QUICK_GENERAL;
+    }
+    else if (self->decode == decode && self->tail == tail && self->shortcut_limit == limit &&
+             self->max_event_size == max && self->consumed == consumed &&
+             self->events == events && self->has_error_field == has_error_field &&
+             PyByteArray_GET_SIZE(tail) == tn &&
+             (tn == 0 || memcmp(PyByteArray_AS_STRING(tail), tail_copy, (size_t)tn) == 0)) {
+        Snapshot snap = {.tail = tail};
+        PyObject *list = tn > 0 && set_tail(&snap, NULL, 0) < 0 ? NULL : PyList_New(1);
+        if (list == NULL) {
+            Py_CLEAR(chunk);
+            status = QUICK_ERROR;
+        }
+        else {
+            PyList_SET_ITEM(list, 0, chunk);
+            self->consumed += used;
+            self->events += 1;
+            self->fast = 1;
+            *out = list;
+            status = QUICK_DONE;
+        }
+    }
+    else {
+        Py_CLEAR(chunk); /* a hook changed the decoder: the general path decides */
+    }
+    Py_DECREF(decode);
+    Py_DECREF(tail);
+    return status;
+}
+
+/* The reads of a live stream, each in one pass over its bytes: exactly one
+ * data-only event at an event boundary,
+ *
+ *     data:<payload>\n\n
+ *
+ * the first line of an event, its LF still to come ("data:<payload start>"),
+ * and the rest of an event whose first line began in the tail, ending with
+ * its blank line ("<payload end>\n\n"). `data` is exact bytes and the decoder
+ * is in fast mode with a valid tail. Anything else is QUICK_NONE, for
+ * feed_events to frame. */
+static int
+feed_quick(CoreObject *self, PyObject *data, PyObject **out)
+{
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    PyObject *tail = self->tail;
+    Py_ssize_t tn = PyByteArray_GET_SIZE(tail);
+    Py_ssize_t max = self->max_event_size;
+    if (n >= 2 && s[n - 1] == '\n' && s[n - 2] == '\n') {
+        if (tn == 0) { /* one whole event */
+            if (n < 8 || n - 2 > max || !is_data_field(s) || line_end(s + 5, n - 7) != n - 7 ||
+                payload_refused(self, s + 5, n - 7)) {
+                return QUICK_NONE;
+            }
+            return quick_decode(self, data, s + 5, n - 7, n, NULL, 0, out);
+        }
+        /* The rest of an event begun in the tail: tail + s[0:n-2] is its one line. */
+        const char *t = PyByteArray_AS_STRING(tail);
+        if (tn < 5 || tn + n - 2 > max || !is_data_field(t) || line_end(t, tn) != tn ||
+            line_end(s, n - 2) != n - 2) {
+            return QUICK_NONE;
+        }
+        PyObject *joined = join_buffer(self, tn + n);
+        if (joined == NULL) {
+            return QUICK_ERROR;
+        }
+        char *j = PyBytes_AS_STRING(joined);
+        memcpy(j, t, (size_t)tn);
+        memcpy(j + tn, s, (size_t)n);
+        int status = payload_refused(self, j + 5, tn + n - 7)
+                         ? QUICK_NONE
+                         : quick_decode(self, joined, j + 5, tn + n - 7, tn + n, j, tn, out);
+        Py_DECREF(joined);
+        return status;
+    }
+    if (tn > 0 || n < 5 || n > max || !is_data_field(s) || line_end(s, n) != n) {
+        return QUICK_NONE;
+    }
+    /* The first line of an event, still arriving: it waits in the tail. No
+     * Python code runs here. */
+    PyObject *empty = PyList_New(0);
+    if (empty == NULL) {
+        return QUICK_ERROR;
+    }
+    Snapshot snap = {.tail = tail};
+    if (set_tail(&snap, s, n) < 0) {
+        Py_DECREF(empty);
+        return QUICK_ERROR;
+    }
+    self->fast = 1;
+    *out = empty;
+    return QUICK_DONE;
+}
+
 /* feed() itself, inside the re-entry guard. */
 static PyObject *
 feed_guarded(CoreObject *self, PyObject *data)
@@ -867,6 +1102,17 @@ feed_guarded(CoreObject *self, PyObject *data)
             bytes = PyBytes_FromObject(data);
             if (bytes == NULL) {
                 PyErr_Clear(); /* the general path says what is wrong with it */
+            }
+        }
+        if (bytes == data) {
+            PyObject *out = NULL;
+            int status = feed_quick(self, data, &out);
+            if (status != QUICK_NONE) {
+                Py_DECREF(bytes);
+                return status == QUICK_DONE    ? out
+                       : status == QUICK_ERROR ? NULL
+                                               : PyObject_CallMethodOneArg((PyObject *)self,
+                                                                           str_feed, data);
             }
         }
         int key = 1;
