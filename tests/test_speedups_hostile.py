@@ -618,6 +618,90 @@ def test_fast_mode_matches_the_general_path(
     assert fast == general
 
 
+# JSON cut across lines: one event to the general path (its data is the first
+# line only), whatever the fast mode holds in its tail.
+_LIVE_FRAGMENTS = [*_FRAGMENTS, b'data: {"id":"x"\n', b"}\n\n", b'data: {"id":\n"y"}\n\n']
+
+
+@settings(
+    max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_LIVE_FRAGMENTS), st.sampled_from([0, 1, 2, 5])), max_size=24
+    ),
+    st.sampled_from(sorted(DIFF_TYPES)),
+    st.sampled_from([None, 10, 40, 90, 160, 260, 400]),
+)
+def test_live_read_shapes_match_the_general_path(
+    parts: list[tuple[bytes, int]], type_name: str, limit: int | None
+) -> None:
+    """Reads as live sockets cut them: one fragment per read, or a fragment in two.
+
+    The fast mode's one-pass paths (one whole event; the first line of an
+    event; the rest of an event begun in the tail) take exactly such reads, so
+    every fragment of the mix (errors, [DONE], comments, CR, short prefixes)
+    reaches them as a read of its own or as the two halves of one: 0 keeps
+    the fragment whole, 1 cuts it in its middle, 2 after its first byte, 5
+    after "data:". The first read is a comment: the stream start goes to the
+    general path, and fast mode is on from the second read.
+    """
+    reads = [b": start\n\n"]
+    for fragment, cut in parts:
+        at = {0: 0, 1: len(fragment) // 2, 2: 1, 5: 5}[cut]
+        reads += [fragment[:at], fragment[at:]] if 0 < at < len(fragment) else [fragment]
+    kwargs: dict[str, Any] = {} if limit is None else {"max_event_size": limit}
+    chunk_type = DIFF_TYPES[type_name]
+    fast = trace(ChunkDecoder(chunk_type, **kwargs), reads)
+    general = trace(GeneralPath(chunk_type, **kwargs), reads)
+    if limit is not None:
+        fast, general = _to_first_error(fast), _to_first_error(general)
+    assert fast == general
+
+
+_EVENT = b"data: " + chunk_payload(1) + b"\n\n"
+_GUARDED_READS: dict[str, tuple[list[bytes], int | None]] = {
+    # name: (reads after a first comment read, max_event_size)
+    "a whole event": ([_EVENT], None),
+    "an event in two": ([_EVENT[:40], _EVENT[40:]], None),
+    "JSON across two lines": ([b'data: {"id":\n"y"}\n\n'], None),
+    "a complete line, then more JSON": ([b'data: {"id":"x"\n', b"}\n\n"], None),
+    "a line and its LF, then the blank line": ([b'data: {"id":"x"}\n', b"\n"], None),
+    "JSON across lines in the rest": ([b'data: {"id":', b'\n"y"}\n\n'], None),
+    "an event one byte over the limit": ([_EVENT], len(_EVENT) - 3),
+    "a second data line": ([b'data: {"id":\ndata: "y"', b"}\n\n"], None),
+    "a short start": ([b"dat", b'a: {"id":"x"}\n\n'], None),
+    "a comment in two": ([b": pi", b"ng\n\n"], None),
+    "[DONE] in two": ([b"data: [DO", b"NE]\n\n"], None),
+    "an error report in two": ([b'data: {"error":{"mess', b'age":"boom"}}\n\n'], None),
+    "CR in the rest": ([_EVENT[:40], _EVENT[40:-2] + b"\r\n\r\n"], None),
+    "CR in a whole event": ([_EVENT[:-2] + b"\r\n\r\n"], None),
+    "an event over the limit": ([_EVENT], 60),
+    "a first line over the limit": ([_EVENT[:-2]], 60),
+    "an event in two over the limit": ([_EVENT[:40], _EVENT[40:]], 60),
+    "an event at the limit": ([_EVENT], len(_EVENT) - 2),
+    "an event in two at the limit": ([_EVENT[:40], _EVENT[40:]], len(_EVENT) - 2),
+    "an event in two, one byte over": ([_EVENT[:40], _EVENT[40:]], len(_EVENT) - 3),
+    "a space and a tab before [DONE]": ([b"data: \t[DONE]\n\n"], None),
+    "an empty payload": ([b"data:\n\n"], None),
+    "a NUL in the payload": ([b'data: {"id":"\x00"}\n\n'], None),
+}
+
+
+@pytest.mark.parametrize("type_name", sorted(DIFF_TYPES))
+@pytest.mark.parametrize("name", sorted(_GUARDED_READS))
+def test_live_read_guards(name: str, type_name: str) -> None:
+    """Each guard of the one-pass paths, against the general path, then a normal event."""
+    reads, limit = _GUARDED_READS[name]
+    reads = [b": start\n\n", *reads, _EVENT]
+    kwargs: dict[str, Any] = {} if limit is None else {"max_event_size": limit}
+    fast = trace(ChunkDecoder(DIFF_TYPES[type_name], **kwargs), reads)
+    general = trace(GeneralPath(DIFF_TYPES[type_name], **kwargs), reads)
+    assert fast == general
+
+
 def _to_first_error(steps: list[Any]) -> list[Any]:
     out = []
     for step in steps:

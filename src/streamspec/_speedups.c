@@ -930,10 +930,10 @@ is_data_field(const char *s)
 /* Whether the payload p[0:pn] of a one-line data event goes to the general
  * path before any decoding: [DONE] (or an array), or, for a type that cannot
  * show it, one with an '"error"' key. */
-static int
+static inline int
 payload_refused(CoreObject *self, const char *p, Py_ssize_t pn)
 {
-    Py_ssize_t j = 0;
+    Py_ssize_t j = pn > 0 && p[0] == ' ' ? 1 : 0; /* the usual "data: " */
     while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
         j++;
     }
@@ -1000,8 +1000,14 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
              self->events == events && self->has_error_field == has_error_field &&
              PyByteArray_GET_SIZE(tail) == tn &&
              (tn == 0 || memcmp(PyByteArray_AS_STRING(tail), tail_copy, (size_t)tn) == 0)) {
-        Snapshot snap = {.tail = tail};
-        PyObject *list = tn > 0 && set_tail(&snap, NULL, 0) < 0 ? NULL : PyList_New(1);
+        PyObject *list = NULL;
+        if (tn > 0) {
+            Snapshot snap = {.tail = tail};
+            list = set_tail(&snap, NULL, 0) < 0 ? NULL : PyList_New(1);
+        }
+        else {
+            list = PyList_New(1);
+        }
         if (list == NULL) {
             Py_CLEAR(chunk);
             status = QUICK_ERROR;
