@@ -34,6 +34,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__) && defined(__GNUC__)
 #include <emmintrin.h>
@@ -667,9 +668,9 @@ unchanged(CoreObject *self, const Snapshot *snap, const char *tail_copy)
  * reads is twice per event. A large buffer holding little is resized, so a
  * big event does not keep its memory for the rest of the stream. */
 static int
-set_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+set_tail(PyObject *tail, const char *s, Py_ssize_t n)
 {
-    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    PyByteArrayObject *b = (PyByteArrayObject *)tail;
     if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
         (b->ob_start - b->ob_bytes) + n + 1 <= b->ob_alloc &&
         (b->ob_alloc <= 65536 || n >= b->ob_alloc / 4)) {
@@ -680,20 +681,20 @@ set_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
         Py_SET_SIZE(b, n);
         return 0;
     }
-    if (PyByteArray_Resize(snap->tail, n) < 0) {
+    if (PyByteArray_Resize(tail, n) < 0) {
         return -1;
     }
     if (n > 0) {
-        memcpy(PyByteArray_AS_STRING(snap->tail), s, (size_t)n);
+        memcpy(PyByteArray_AS_STRING(tail), s, (size_t)n);
     }
     return 0;
 }
 
 /* Appends s[0:n] to the (validated) tail, in place when it fits. */
 static int
-append_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
+append_tail(PyObject *tail, const char *s, Py_ssize_t n)
 {
-    PyByteArrayObject *b = (PyByteArrayObject *)snap->tail;
+    PyByteArrayObject *b = (PyByteArrayObject *)tail;
     Py_ssize_t tn = Py_SIZE(b);
     if (b->ob_exports == 0 && b->ob_alloc > 0 && b->ob_start != NULL &&
         (b->ob_start - b->ob_bytes) + tn + n + 1 <= b->ob_alloc) {
@@ -702,10 +703,10 @@ append_tail(const Snapshot *snap, const char *s, Py_ssize_t n)
         Py_SET_SIZE(b, tn + n);
         return 0;
     }
-    if (PyByteArray_Resize(snap->tail, tn + n) < 0) {
+    if (PyByteArray_Resize(tail, tn + n) < 0) {
         return -1;
     }
-    memcpy(PyByteArray_AS_STRING(snap->tail) + tn, s, (size_t)n);
+    memcpy(PyByteArray_AS_STRING(tail) + tn, s, (size_t)n);
     return 0;
 }
 
@@ -717,7 +718,7 @@ static PyObject *
 hand_over(CoreObject *self, const Snapshot *snap, const char *rest, Py_ssize_t n,
           Py_ssize_t used, PyObject *chunks)
 {
-    if (set_tail(snap, NULL, 0) < 0) {
+    if (set_tail(snap->tail, NULL, 0) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
@@ -774,7 +775,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (tn > 0) {
         Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
         if (end < 0) { /* the unfinished event goes on: no Python code runs here */
-            if (tn + event_size(s, n) > snap->max || append_tail(snap, s, n) < 0) {
+            if (tn + event_size(s, n) > snap->max || append_tail(snap->tail, s, n) < 0) {
                 return NULL;
             }
             self->fast = 1;
@@ -810,7 +811,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
             !tail_may_start(s + stop, n - stop)) {
             return hand_over(self, snap, s + stop, n - stop, tn + stop, chunks);
         }
-        if (set_tail(snap, s + stop, n - stop) < 0) {
+        if (set_tail(snap->tail, s + stop, n - stop) < 0) {
             Py_DECREF(chunks);
             return NULL;
         }
@@ -842,7 +843,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (chunks == NULL && (chunks = PyList_New(0)) == NULL) {
         return NULL;
     }
-    if (stop < n && set_tail(snap, s + stop, n - stop) < 0) {
+    if (stop < n && set_tail(snap->tail, s + stop, n - stop) < 0) {
         Py_DECREF(chunks);
         return NULL;
     }
@@ -864,6 +865,16 @@ line_end_avx2(const char *p, Py_ssize_t n)
     const __m256i lf = _mm256_set1_epi8('\n');
     const __m256i cr = _mm256_set1_epi8('\r');
     Py_ssize_t i = 0;
+    for (; i + 64 <= n; i += 64) { /* two vectors a step, one test */
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        __m256i hits = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(a, lf), _mm256_cmpeq_epi8(a, cr)),
+            _mm256_or_si256(_mm256_cmpeq_epi8(b, lf), _mm256_cmpeq_epi8(b, cr)));
+        if (!_mm256_testz_si256(hits, hits)) {
+            break; /* in p[i:i+64]: the steps below say where */
+        }
+    }
     for (;;) { /* n >= 32 */
         if (i + 32 > n) {
             i = n - 32;
@@ -924,7 +935,9 @@ line_end(const char *p, Py_ssize_t n)
 static inline int
 is_data_field(const char *s)
 {
-    return s[0] == 'd' && s[1] == 'a' && s[2] == 't' && s[3] == 'a' && s[4] == ':';
+    uint32_t word;
+    memcpy(&word, s, 4); /* one load */
+    return memcmp(&word, "data", 4) == 0 && s[4] == ':';
 }
 
 /* Whether the payload p[0:pn] of a one-line data event goes to the general
@@ -975,8 +988,10 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
     view->buf = p;
     view->len = pn;
     PyObject *args[2] = {NULL, (PyObject *)view}; /* args[0]: room for a bound method's self */
-    PyObject *chunk = PyObject_Vectorcall(decode, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                          NULL);
+    vectorcallfunc call = PyVectorcall_Function(decode);
+    PyObject *chunk = call != NULL
+                          ? call(decode, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                          : PyObject_CallOneArg(decode, (PyObject *)view);
     if (Py_REFCNT(view) == 2 && view->exports == 0 && self->view == view) {
         Py_CLEAR(view->owner); /* nobody kept it: reused for the next payload */
     }
@@ -1002,8 +1017,7 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
              (tn == 0 || memcmp(PyByteArray_AS_STRING(tail), tail_copy, (size_t)tn) == 0)) {
         PyObject *list = NULL;
         if (tn > 0) {
-            Snapshot snap = {.tail = tail};
-            list = set_tail(&snap, NULL, 0) < 0 ? NULL : PyList_New(1);
+            list = set_tail(tail, NULL, 0) < 0 ? NULL : PyList_New(1);
         }
         else {
             list = PyList_New(1);
@@ -1083,8 +1097,7 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
     if (empty == NULL) {
         return QUICK_ERROR;
     }
-    Snapshot snap = {.tail = tail};
-    if (set_tail(&snap, s, n) < 0) {
+    if (set_tail(tail, s, n) < 0) {
         Py_DECREF(empty);
         return QUICK_ERROR;
     }
@@ -1101,6 +1114,17 @@ feed_guarded(CoreObject *self, PyObject *data)
         PyByteArray_CheckExact(self->tail)) {
         PyObject *bytes = NULL;
         if (PyBytes_CheckExact(data)) {
+            /* `data` is the caller's for the whole call: no reference is taken. */
+            PyObject *out = NULL;
+            int status = feed_quick(self, data, &out);
+            if (status == QUICK_DONE) {
+                return out;
+            }
+            if (status != QUICK_NONE) {
+                return status == QUICK_ERROR ? NULL
+                                             : PyObject_CallMethodOneArg((PyObject *)self,
+                                                                         str_feed, data);
+            }
             bytes = Py_NewRef(data);
         }
         else if (PyByteArray_CheckExact(data) || PyMemoryView_Check(data)) {
@@ -1108,17 +1132,6 @@ feed_guarded(CoreObject *self, PyObject *data)
             bytes = PyBytes_FromObject(data);
             if (bytes == NULL) {
                 PyErr_Clear(); /* the general path says what is wrong with it */
-            }
-        }
-        if (bytes == data) {
-            PyObject *out = NULL;
-            int status = feed_quick(self, data, &out);
-            if (status != QUICK_NONE) {
-                Py_DECREF(bytes);
-                return status == QUICK_DONE    ? out
-                       : status == QUICK_ERROR ? NULL
-                                               : PyObject_CallMethodOneArg((PyObject *)self,
-                                                                           str_feed, data);
             }
         }
         int key = 1;
