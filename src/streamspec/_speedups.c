@@ -256,6 +256,8 @@ typedef struct {
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
     PyObject *join;            /* join_buffer()'s reusable bytes, or NULL */
+    PyObject *one;             /* the last one-chunk list feed() returned, or NULL */
+    PyObject *none;            /* the last empty list feed() returned, or NULL */
     long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
     Py_ssize_t meter_count, meter_capacity;
     PyObject *meter_note;      /* set_meter(): called with (reading, chunk) for the others */
@@ -289,6 +291,8 @@ Core_traverse(CoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->error_owner);
     Py_VISIT(self->meter_note);
     Py_VISIT(self->meter_clock);
+    Py_VISIT(self->one);
+    Py_VISIT(self->none);
     return 0;
 }
 
@@ -301,6 +305,8 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->error_owner);
     Py_CLEAR(self->view);
     Py_CLEAR(self->join);
+    Py_CLEAR(self->one);
+    Py_CLEAR(self->none);
     PyMem_Free(self->meter_times);
     self->meter_times = NULL;
     self->meter_count = self->meter_capacity = 0;
@@ -761,6 +767,42 @@ join_buffer(CoreObject *self, Py_ssize_t n)
     return fresh;
 }
 
+/* feed()'s result for a read that completes one chunk (stolen), or none:
+ * the list it returned last time when the caller let it go (nothing else
+ * holds it and it is as feed() left it), else a new one, which is kept. A
+ * read of a live stream most often brings one event, and its list is most
+ * often dropped as soon as its chunk is taken out: reused, it costs no
+ * allocation and no deallocation. The chunk a reused list held is handed to
+ * the caller in *previous, to release once the decoder is consistent (its
+ * finalizer may run Python code). NULL on failure, with the chunk released. */
+static PyObject *
+result_list(CoreObject *self, PyObject *chunk, PyObject **previous)
+{
+    PyObject **slot = chunk != NULL ? &self->one : &self->none;
+    PyObject *list = *slot;
+    Py_ssize_t size = chunk != NULL ? 1 : 0;
+    *previous = NULL;
+    if (list != NULL && Py_REFCNT(list) == 1 && PyList_CheckExact(list) &&
+        PyList_GET_SIZE(list) == size) {
+        if (chunk != NULL) {
+            *previous = PyList_GET_ITEM(list, 0);
+            PyList_SET_ITEM(list, 0, chunk);
+        }
+        return Py_NewRef(list);
+    }
+    list = PyList_New(size);
+    if (list == NULL) {
+        Py_XDECREF(chunk);
+        return NULL;
+    }
+    if (chunk != NULL) {
+        PyList_SET_ITEM(list, 0, chunk);
+    }
+    *previous = *slot; /* released by the caller too: it may hold a chunk */
+    *slot = Py_NewRef(list);
+    return list;
+}
+
 /* Fast mode for a read without CR (`data`, exact bytes): the unfinished event
  * grows, or the read completes it and brings more blocks, all decoded here.
  * NULL with no exception set means "the general path decides", with the state
@@ -775,11 +817,19 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (tn > 0) {
         Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
         if (end < 0) { /* the unfinished event goes on: no Python code runs here */
-            if (tn + event_size(s, n) > snap->max || append_tail(snap->tail, s, n) < 0) {
+            if (tn + event_size(s, n) > snap->max) {
                 return NULL;
             }
-            self->fast = 1;
-            return PyList_New(0);
+            PyObject *previous = NULL;
+            PyObject *empty = result_list(self, NULL, &previous);
+            if (empty != NULL && append_tail(snap->tail, s, n) < 0) {
+                Py_CLEAR(empty);
+            }
+            if (empty != NULL) {
+                self->fast = 1;
+            }
+            Py_XDECREF(previous);
+            return empty;
         }
         /* The unfinished event, completed by s[0:end], copied before any call into
          * Python: from here on the tail's buffer is never read again. */
@@ -1015,25 +1065,23 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
              self->events == events && self->has_error_field == has_error_field &&
              PyByteArray_GET_SIZE(tail) == tn &&
              (tn == 0 || memcmp(PyByteArray_AS_STRING(tail), tail_copy, (size_t)tn) == 0)) {
-        PyObject *list = NULL;
-        if (tn > 0) {
-            list = set_tail(tail, NULL, 0) < 0 ? NULL : PyList_New(1);
-        }
-        else {
-            list = PyList_New(1);
+        PyObject *previous = NULL;
+        PyObject *list = result_list(self, chunk, &previous);
+        chunk = NULL; /* the list's, or released */
+        if (list != NULL && tn > 0 && set_tail(tail, NULL, 0) < 0) {
+            Py_CLEAR(list);
         }
         if (list == NULL) {
-            Py_CLEAR(chunk);
             status = QUICK_ERROR;
         }
         else {
-            PyList_SET_ITEM(list, 0, chunk);
             self->consumed += used;
             self->events += 1;
             self->fast = 1;
             *out = list;
             status = QUICK_DONE;
         }
+        Py_XDECREF(previous); /* the decoder is consistent: a finalizer may run */
     }
     else {
         Py_CLEAR(chunk); /* a hook changed the decoder: the general path decides */
@@ -1093,17 +1141,17 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
     }
     /* The first line of an event, still arriving: it waits in the tail. No
      * Python code runs here. */
-    PyObject *empty = PyList_New(0);
-    if (empty == NULL) {
-        return QUICK_ERROR;
+    PyObject *previous = NULL;
+    PyObject *empty = result_list(self, NULL, &previous);
+    if (empty != NULL && set_tail(tail, s, n) < 0) {
+        Py_CLEAR(empty);
     }
-    if (set_tail(tail, s, n) < 0) {
-        Py_DECREF(empty);
-        return QUICK_ERROR;
+    if (empty != NULL) {
+        self->fast = 1;
+        *out = empty;
     }
-    self->fast = 1;
-    *out = empty;
-    return QUICK_DONE;
+    Py_XDECREF(previous); /* the decoder is consistent: a finalizer may run */
+    return empty != NULL ? QUICK_DONE : QUICK_ERROR;
 }
 
 /* feed() itself, inside the re-entry guard. */
