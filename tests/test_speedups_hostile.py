@@ -795,6 +795,36 @@ def test_raw_fields_outlive_the_reads_they_came_from(split: str) -> None:
         assert raw == b'[{"index":0,"delta":{"content":"tok"},"finish_reason":null}]', i
 
 
+@pytest.mark.parametrize("prefix", [b"data:", b"data: "])
+@pytest.mark.parametrize("type_name", sorted(DIFF_TYPES))
+def test_one_event_reads_find_line_ends_and_keys_at_every_offset(
+    type_name: str, prefix: bytes
+) -> None:
+    """The one-pass scan of a one-event read, for every length and offset it may meet.
+
+    After a first read (the stream start goes to the general path), each event
+    arrives in a read of its own: an LF or a CR at each offset (JSON whitespace
+    at the edges, where a missed one would let the payload decode), an
+    ``"error"`` member or a near miss at each offset, in payloads of 30 to 140
+    bytes, must give what the general path gives.
+    """
+    chunk_type = DIFF_TYPES[type_name]
+    for size in range(30, 140, 7):
+        base = b'{"id":"%s","n":[1,2,3]}' % (b"y" * (size - 23))  # ends in JSON whitespace spots
+        for at in range(len(base) + 1):
+            variants = [
+                base[:at] + b"\n" + base[at:],
+                base[:at] + b"\r" + base[at:],
+                b'{"a":"%s","error":{"message":"m"}}' % (b"q" * at),
+                b'{"a":"%s","errxr":{"message":"m"}}' % (b"q" * at),
+            ]
+            for payload in variants:
+                event = prefix + payload + b"\n\n"
+                reads = [b": start\n\n", event, b"data: " + base + b"\n\n"]
+                fast = trace(ChunkDecoder(chunk_type), reads)
+                assert fast == trace(GeneralPath(chunk_type), reads), (size, at, payload)
+
+
 def test_the_error_key_probe_finds_the_key_at_every_offset() -> None:
     """The probe scans 16 bytes at a time: the key is found wherever it lies in a payload."""
     for pad in range(0, 70):

@@ -981,6 +981,62 @@ line_end(const char *p, Py_ssize_t n)
     return n;
 }
 
+/* line_end() and has_error_key() in one pass, for a chunk type without
+ * `error`: the offset of the first LF or CR in p[0:n] (n >= 38), or n, in
+ * which case *key says whether '"error"' is in p[0:n]. Each step loads
+ * p[i+2 .. i+34] and p[i+3 .. i+35], as has_error_key_avx2() does: the first
+ * load is also searched for line endings; the bytes no load covers are
+ * looked at one by one. */
+#ifdef HAVE_AVX2_PROBE
+__attribute__((target("avx2"))) static Py_ssize_t
+line_end_key_avx2(const char *p, Py_ssize_t n, int *key)
+{
+    for (Py_ssize_t k = 0; k < 2; k++) {
+        if (p[k] == '\n' || p[k] == '\r') {
+            return k;
+        }
+    }
+    const __m256i r = _mm256_set1_epi8('r');
+    const __m256i lf = _mm256_set1_epi8('\n');
+    const __m256i cr = _mm256_set1_epi8('\r');
+    int found = 0;
+    Py_ssize_t i = 0;
+    for (;;) {
+        if (i + 38 > n) {
+            i = n - 38;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 3));
+        unsigned ends = (unsigned)_mm256_movemask_epi8(
+            _mm256_or_si256(_mm256_cmpeq_epi8(a, lf), _mm256_cmpeq_epi8(a, cr)));
+        if (ends != 0) {
+            return i + 2 + __builtin_ctz(ends); /* the first: every byte before was looked at */
+        }
+        unsigned mask = found ? 0
+                              : (unsigned)_mm256_movemask_epi8(_mm256_and_si256(
+                                    _mm256_cmpeq_epi8(a, r), _mm256_cmpeq_epi8(b, r)));
+        while (mask != 0) {
+            if (memcmp(p + i + __builtin_ctz(mask), ERROR_KEY, ERROR_KEY_LEN) == 0) {
+                found = 1;
+                break;
+            }
+            mask &= mask - 1;
+        }
+        if (i + 38 >= n) {
+            break;
+        }
+        i += 32;
+    }
+    for (Py_ssize_t k = n - 4; k < n; k++) { /* after the last load */
+        if (p[k] == '\n' || p[k] == '\r') {
+            return k;
+        }
+    }
+    *key = found;
+    return n;
+}
+#endif
+
 /* Whether s[0:5] is "data:". */
 static inline int
 is_data_field(const char *s)
@@ -994,13 +1050,33 @@ is_data_field(const char *s)
  * path before any decoding: [DONE] (or an array), or, for a type that cannot
  * show it, one with an '"error"' key. */
 static inline int
-payload_refused(CoreObject *self, const char *p, Py_ssize_t pn)
+payload_refused(CoreObject *self, const char *p, Py_ssize_t pn, int key)
 {
     Py_ssize_t j = pn > 0 && p[0] == ' ' ? 1 : 0; /* the usual "data: " */
     while (j < pn && (p[j] == ' ' || p[j] == '\t')) {
         j++;
     }
-    return (j < pn && p[j] == '[') || (!self->has_error_field && has_error_key(p, pn));
+    return (j < pn && p[j] == '[') || (!self->has_error_field && key);
+}
+
+/* Whether p[0:pn] is one line (no LF or CR) whose payload may be decoded
+ * here: payload_refused() with the key probe of the same pass. */
+static int
+one_line_payload(CoreObject *self, const char *p, Py_ssize_t pn)
+{
+    int key = 0;
+#ifdef HAVE_AVX2_PROBE
+    if (!self->has_error_field && use_avx2 && pn >= 38) {
+        return line_end_key_avx2(p, pn, &key) == pn && !payload_refused(self, p, pn, key);
+    }
+#endif
+    if (line_end(p, pn) != pn) {
+        return 0;
+    }
+    if (!self->has_error_field) {
+        key = has_error_key(p, pn);
+    }
+    return !payload_refused(self, p, pn, key);
 }
 
 #define QUICK_DONE 1     /* *out is feed()'s result */
@@ -1111,8 +1187,7 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
     Py_ssize_t max = self->max_event_size;
     if (n >= 2 && s[n - 1] == '\n' && s[n - 2] == '\n') {
         if (tn == 0) { /* one whole event */
-            if (n < 8 || n - 2 > max || !is_data_field(s) || line_end(s + 5, n - 7) != n - 7 ||
-                payload_refused(self, s + 5, n - 7)) {
+            if (n < 8 || n - 2 > max || !is_data_field(s) || !one_line_payload(self, s + 5, n - 7)) {
                 return QUICK_NONE;
             }
             return quick_decode(self, data, s + 5, n - 7, n, NULL, 0, out);
@@ -1130,7 +1205,8 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
         char *j = PyBytes_AS_STRING(joined);
         memcpy(j, t, (size_t)tn);
         memcpy(j + tn, s, (size_t)n);
-        int status = payload_refused(self, j + 5, tn + n - 7)
+        int status = payload_refused(self, j + 5, tn + n - 7,
+                                     !self->has_error_field && has_error_key(j + 5, tn + n - 7))
                          ? QUICK_NONE
                          : quick_decode(self, joined, j + 5, tn + n - 7, tn + n, j, tn, out);
         Py_DECREF(joined);
