@@ -1001,6 +1001,24 @@ line_end_key_avx2(const char *p, Py_ssize_t n, int *key)
     const __m256i cr = _mm256_set1_epi8('\r');
     int found = 0;
     Py_ssize_t i = 0;
+    /* Two steps at a time with one test while nothing is in sight; a pair of
+     * steps with a candidate or a line ending goes through the steps below. */
+    for (; i + 70 <= n; i += 64) {
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 2));
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 3));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 34));
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 35));
+        __m256i ends = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(a0, lf), _mm256_cmpeq_epi8(a0, cr)),
+            _mm256_or_si256(_mm256_cmpeq_epi8(a1, lf), _mm256_cmpeq_epi8(a1, cr)));
+        __m256i pairs = _mm256_or_si256(
+            _mm256_and_si256(_mm256_cmpeq_epi8(a0, r), _mm256_cmpeq_epi8(b0, r)),
+            _mm256_and_si256(_mm256_cmpeq_epi8(a1, r), _mm256_cmpeq_epi8(b1, r)));
+        __m256i any = found ? ends : _mm256_or_si256(ends, pairs);
+        if (!_mm256_testz_si256(any, any)) {
+            break;
+        }
+    }
     for (;;) {
         if (i + 38 > n) {
             i = n - 38;
