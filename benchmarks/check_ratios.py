@@ -108,8 +108,8 @@ INFO_RATIOS = (
 """Printed and flagged, lower is better, never gating."""
 
 READ_SHAPE_GATES = (
-    ("C, one event per read", "event", "ceiling-full", 1.15, 1.28),
-    ("C, every event split across two reads", "halves", "ceiling-full", 1.30, 1.50),
+    ("C, one event per read", "event", "ceiling-full", 1.15, 1.20),
+    ("C, every event split across two reads", "halves", "ceiling-full", 1.30, 1.35),
     ("C, iter_chunks over one-event reads", "iter-event", "ceiling-full", 1.20, None),
     ("C, 64 KiB reads", "64k", "ceiling-full", 1.25, None),
     ("C, slim type, one event per read", "slim-event", "ceiling-slim", None, None),
