@@ -256,6 +256,10 @@ typedef struct {
     ViewObject *view;          /* the payload view, reused (or NULL) */
     char fast;                 /* the last feed() was decided here, without the Python path */
     PyObject *join;            /* join_buffer()'s reusable bytes, or NULL */
+    PyObject *head;            /* exact bytes: the first line of the unfinished event as a
+                                * read brought it, the tail being empty; or NULL. Only
+                                * feed_quick() reads it: the tail getter and every other
+                                * path first move it into the tail (settle_head) */
     PyObject *one;             /* the last one-chunk list feed() returned, or NULL */
     PyObject *none;            /* the last empty list feed() returned, or NULL */
     long long *meter_times;    /* set_meter(): the readings of the token chunks, in order */
@@ -307,6 +311,7 @@ Core_clear(CoreObject *self)
     Py_CLEAR(self->join);
     Py_CLEAR(self->one);
     Py_CLEAR(self->none);
+    Py_CLEAR(self->head);
     PyMem_Free(self->meter_times);
     self->meter_times = NULL;
     self->meter_count = self->meter_capacity = 0;
@@ -716,6 +721,25 @@ append_tail(PyObject *tail, const char *s, Py_ssize_t n)
     return 0;
 }
 
+/* Moves the head (the start of an event kept as its read brought it) into
+ * the tail, where everything but feed_quick() looks for the unfinished
+ * event. 0, or -1 with an exception set and nothing moved. */
+static int
+settle_head(CoreObject *self)
+{
+    PyObject *head = self->head;
+    if (head == NULL) {
+        return 0;
+    }
+    if (self->tail != NULL &&
+        append_tail(self->tail, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head)) < 0) {
+        return -1;
+    }
+    self->head = NULL;
+    Py_DECREF(head);
+    return 0;
+}
+
 /* Commits the events decoded so far (`used` bytes of the stream, counted from
  * the unfinished event's start) and hands the rest of the read, which starts
  * at a clean event boundary, to the general path: self._continue(rest, chunks).
@@ -1110,7 +1134,7 @@ one_line_payload(CoreObject *self, const char *p, Py_ssize_t pn)
  * chunk is not for this path (it fails to decode, or reports an error). */
 static int
 quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py_ssize_t used,
-             const char *tail_copy, Py_ssize_t tn, PyObject **out)
+             const char *tail_copy, Py_ssize_t tn, PyObject *head, PyObject **out)
 {
     ViewObject *view = self->view;
     if (view == NULL) {
@@ -1157,7 +1181,7 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
     else if (self->decode == decode && self->tail == tail && self->shortcut_limit == limit &&
              self->max_event_size == max && self->consumed == consumed &&
              self->events == events && self->has_error_field == has_error_field &&
-             PyByteArray_GET_SIZE(tail) == tn &&
+             self->head == head && PyByteArray_GET_SIZE(tail) == tn &&
              (tn == 0 || memcmp(PyByteArray_AS_STRING(tail), tail_copy, (size_t)tn) == 0)) {
         PyObject *previous = NULL;
         PyObject *list = result_list(self, chunk, &previous);
@@ -1172,6 +1196,7 @@ quick_decode(CoreObject *self, PyObject *owner, const char *p, Py_ssize_t pn, Py
             self->consumed += used;
             self->events += 1;
             self->fast = 1;
+            Py_CLEAR(self->head); /* bytes: no code runs */
             *out = list;
             status = QUICK_DONE;
         }
@@ -1201,19 +1226,30 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
     const char *s = PyBytes_AS_STRING(data);
     Py_ssize_t n = PyBytes_GET_SIZE(data);
     PyObject *tail = self->tail;
+    PyObject *head = self->head;
     Py_ssize_t tn = PyByteArray_GET_SIZE(tail);
     Py_ssize_t max = self->max_event_size;
     if (n >= 2 && s[n - 1] == '\n' && s[n - 2] == '\n') {
-        if (tn == 0) { /* one whole event */
+        if (tn == 0 && head == NULL) { /* one whole event */
             if (n < 8 || n - 2 > max || !is_data_field(s) || !one_line_payload(self, s + 5, n - 7)) {
                 return QUICK_NONE;
             }
-            return quick_decode(self, data, s + 5, n - 7, n, NULL, 0, out);
+            return quick_decode(self, data, s + 5, n - 7, n, NULL, 0, NULL, out);
         }
-        /* The rest of an event begun in the tail: tail + s[0:n-2] is its one line. */
-        const char *t = PyByteArray_AS_STRING(tail);
-        if (tn < 5 || tn + n - 2 > max || !is_data_field(t) || line_end(t, tn) != tn ||
-            line_end(s, n - 2) != n - 2) {
+        /* The rest of an event begun in the head (checked when it was kept, and
+         * immutable) or in the tail: with s[0:n-2], its one line. */
+        const char *t;
+        if (head != NULL) {
+            t = PyBytes_AS_STRING(head);
+            tn = PyBytes_GET_SIZE(head);
+        }
+        else {
+            t = PyByteArray_AS_STRING(tail);
+            if (tn < 5 || !is_data_field(t) || line_end(t, tn) != tn) {
+                return QUICK_NONE;
+            }
+        }
+        if (tn + n - 2 > max || line_end(s, n - 2) != n - 2) {
             return QUICK_NONE;
         }
         PyObject *joined = join_buffer(self, tn + n);
@@ -1223,24 +1259,27 @@ feed_quick(CoreObject *self, PyObject *data, PyObject **out)
         char *j = PyBytes_AS_STRING(joined);
         memcpy(j, t, (size_t)tn);
         memcpy(j + tn, s, (size_t)n);
-        int status = payload_refused(self, j + 5, tn + n - 7,
-                                     !self->has_error_field && has_error_key(j + 5, tn + n - 7))
-                         ? QUICK_NONE
-                         : quick_decode(self, joined, j + 5, tn + n - 7, tn + n, j, tn, out);
+        int status = QUICK_NONE;
+        if (!payload_refused(self, j + 5, tn + n - 7,
+                             !self->has_error_field && has_error_key(j + 5, tn + n - 7))) {
+            Py_XINCREF(head); /* compared after decoding: the tail getter may settle it */
+            status = head != NULL
+                         ? quick_decode(self, joined, j + 5, tn + n - 7, tn + n, NULL, 0, head, out)
+                         : quick_decode(self, joined, j + 5, tn + n - 7, tn + n, j, tn, NULL, out);
+            Py_XDECREF(head);
+        }
         Py_DECREF(joined);
         return status;
     }
-    if (tn > 0 || n < 5 || n > max || !is_data_field(s) || line_end(s, n) != n) {
+    if (tn > 0 || head != NULL || n < 5 || n > max || !is_data_field(s) || line_end(s, n) != n) {
         return QUICK_NONE;
     }
-    /* The first line of an event, still arriving: it waits in the tail. No
-     * Python code runs here. */
+    /* The first line of an event, still arriving: the read itself is kept (the
+     * head), not copied. No Python code runs here. */
     PyObject *previous = NULL;
     PyObject *empty = result_list(self, NULL, &previous);
-    if (empty != NULL && set_tail(tail, s, n) < 0) {
-        Py_CLEAR(empty);
-    }
     if (empty != NULL) {
+        self->head = Py_NewRef(data);
         self->fast = 1;
         *out = empty;
     }
@@ -1262,12 +1301,16 @@ feed_guarded(CoreObject *self, PyObject *data)
             if (status == QUICK_DONE) {
                 return out;
             }
-            if (status != QUICK_NONE) {
-                return status == QUICK_ERROR ? NULL
-                                             : PyObject_CallMethodOneArg((PyObject *)self,
-                                                                         str_feed, data);
+            if (settle_head(self) < 0 || status == QUICK_ERROR) {
+                return NULL;
+            }
+            if (status == QUICK_GENERAL) {
+                return PyObject_CallMethodOneArg((PyObject *)self, str_feed, data);
             }
             bytes = Py_NewRef(data);
+        }
+        else if (settle_head(self) < 0) {
+            return NULL;
         }
         else if (PyByteArray_CheckExact(data) || PyMemoryView_Check(data)) {
             /* A copy, as bytes(data): a hook may rewrite a mutable read meanwhile. */
@@ -1832,6 +1875,9 @@ Core_get_tail(CoreObject *self, void *closure)
         PyErr_SetString(PyExc_AttributeError, "_tail");
         return NULL;
     }
+    if (settle_head(self) < 0) { /* what Python code sees is the whole unfinished event */
+        return NULL;
+    }
     return Py_NewRef(self->tail);
 }
 
@@ -1845,6 +1891,7 @@ Core_set_tail(CoreObject *self, PyObject *value, void *closure)
     }
     Py_INCREF(value);
     Py_XSETREF(self->tail, value);
+    Py_CLEAR(self->head); /* the new tail is the whole unfinished event */
     return 0;
 }
 
