@@ -156,3 +156,23 @@ def test_the_default_type_on_a_long_stream_keeps_no_more_than_one_list() -> None
     assert count == 200
     assert decoder.done
     assert len(lists) <= 3  # the first read's, the one-chunk list, the [DONE] read's
+
+
+CUTS = [b"data:", b"data: {", EVENTS[0][:40], EVENTS[0][:-2], EVENTS[0][:-1]]
+
+
+@pytest.mark.parametrize("cut", range(len(CUTS)))
+def test_a_stream_cut_after_the_start_of_an_event_ends_as_on_the_general_path(cut: int) -> None:
+    """The start of an event kept as its read came (not copied) is still the unfinished event."""
+    reads = [b": start\n\n", EVENTS[1], CUTS[cut]]
+    outcomes = []
+    for decoder in (ChunkDecoder(), GeneralPath()):
+        got = [ids(decoder.feed(data)) for data in reads]
+        tail = bytes(decoder._tail)
+        try:
+            decoder.close()
+        except Exception as exc:
+            got.append([type(exc).__name__, getattr(exc, "offset", None)])
+        outcomes.append((got, tail, decoder.bytes_consumed))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1] == CUTS[cut]
