@@ -19,6 +19,11 @@
  *   the careful path) it keeps what it decoded and hands the rest of the read
  *   to the subclass's _continue(); a read it cannot start goes, with nothing
  *   changed, to _feed().
+ *   The reads a live socket most often delivers take one pass over their
+ *   bytes (feed_quick): one whole event, the first line of an event (the read
+ *   is kept as it came, the "head", not copied), and the rest of an event
+ *   begun in a read before. The list feed() returns for such a read is the
+ *   one it returned last time when the caller let that one go.
  * - split_events(data, start, head): cuts a buffer into payloads at C speed.
  *
  * Python code runs inside feed() (msgspec calls a chunk type's __post_init__,
