@@ -606,14 +606,23 @@ def test_fast_mode_matches_the_general_path(
 ) -> None:
     raw = b"".join(parts)
     reads = split_at(raw, [p % (len(raw) + 1) for p in points])
+    assert_paths_agree(reads, DIFF_TYPES[type_name], limit)
+
+
+def assert_paths_agree(
+    reads: list[bytes], chunk_type: Any, limit: int | None, *, whole: bool = False
+) -> None:
+    """The fast mode and the general path give the same trace of ``reads``.
+
+    With a small limit, what the general path does after the first error and
+    where it says an oversized event may still depend on the split; then only
+    the chunks up to the first problem and its kind must agree, unless
+    ``whole`` asks for every step.
+    """
     kwargs: dict[str, Any] = {} if limit is None else {"max_event_size": limit}
-    chunk_type = DIFF_TYPES[type_name]
     fast = trace(ChunkDecoder(chunk_type, **kwargs), reads)
     general = trace(GeneralPath(chunk_type, **kwargs), reads)
-    if limit is not None:
-        # With a small limit, what the general path does after the first error
-        # and where it says an oversized event is still depend on the split;
-        # the chunks up to the first problem and its kind must agree.
+    if limit is not None and not whole:
         fast, general = _to_first_error(fast), _to_first_error(general)
     assert fast == general
 
@@ -652,13 +661,7 @@ def test_live_read_shapes_match_the_general_path(
     for fragment, cut in parts:
         at = {0: 0, 1: len(fragment) // 2, 2: 1, 5: 5}[cut]
         reads += [fragment[:at], fragment[at:]] if 0 < at < len(fragment) else [fragment]
-    kwargs: dict[str, Any] = {} if limit is None else {"max_event_size": limit}
-    chunk_type = DIFF_TYPES[type_name]
-    fast = trace(ChunkDecoder(chunk_type, **kwargs), reads)
-    general = trace(GeneralPath(chunk_type, **kwargs), reads)
-    if limit is not None:
-        fast, general = _to_first_error(fast), _to_first_error(general)
-    assert fast == general
+    assert_paths_agree(reads, DIFF_TYPES[type_name], limit)
 
 
 _EVENT = b"data: " + chunk_payload(1) + b"\n\n"
@@ -695,11 +698,7 @@ _GUARDED_READS: dict[str, tuple[list[bytes], int | None]] = {
 def test_live_read_guards(name: str, type_name: str) -> None:
     """Each guard of the one-pass paths, against the general path, then a normal event."""
     reads, limit = _GUARDED_READS[name]
-    reads = [b": start\n\n", *reads, _EVENT]
-    kwargs: dict[str, Any] = {} if limit is None else {"max_event_size": limit}
-    fast = trace(ChunkDecoder(DIFF_TYPES[type_name], **kwargs), reads)
-    general = trace(GeneralPath(DIFF_TYPES[type_name], **kwargs), reads)
-    assert fast == general
+    assert_paths_agree([b": start\n\n", *reads, _EVENT], DIFF_TYPES[type_name], limit, whole=True)
 
 
 def _to_first_error(steps: list[Any]) -> list[Any]:
