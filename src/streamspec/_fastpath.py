@@ -76,7 +76,7 @@ class PyDecoderCore:
 
     _decode: Callable[[Any], Any]
     _error_of: Callable[[Any], Any]
-    _tail: bytearray
+    _buf: bytearray
     max_event_size: int
     _consumed: int
     _events: int
@@ -96,6 +96,27 @@ class PyDecoderCore:
     _ready: type[bytes] | None = None
     _waiting: type[bytes] | None = None
     _limit: int = -1
+
+    # The unfinished event is ``_head + _buf``, one of them empty. A read that
+    # starts an event is kept as it is, in ``_head`` (no copy); the end of the
+    # event is joined to it once. Anything else that looks at the tail (the
+    # general path included) sees one bytearray: ``_tail`` moves the head into
+    # the buffer first.
+    _head: bytes = b""
+
+    @property
+    def _tail(self) -> bytearray:
+        """The bytes after the last event boundary (the unfinished event)."""
+        head = self._head
+        if head:
+            self._buf += head
+            self._head = b""
+        return self._buf
+
+    @_tail.setter
+    def _tail(self, value: bytearray) -> None:
+        self._buf = value
+        self._head = b""
 
     @property
     def _resume(self) -> type[bytes] | None:
@@ -140,7 +161,7 @@ class PyDecoderCore:
                 return self._feed(data)
             size = len(data)
             if 10 not in data and size <= self.max_event_size:  # the start of an event
-                self._tail += data
+                self._head = data
                 self._ready = None
                 self._waiting = bytes
                 return []
@@ -179,7 +200,26 @@ class PyDecoderCore:
             # More of an event whose first line has not ended yet.
             body = data.removesuffix(b"\n\n")
             if body is not data and 10 not in body and 13 not in body:
-                tail = self._tail
+                head = self._head
+                if head:  # the event began with the read before: it is joined once
+                    payload = head.removeprefix(PREFIX)
+                    size = len(head) + len(data)
+                    if payload is not head and size <= self._limit:
+                        decode = self._decode
+                        try:
+                            chunk = decode(payload + body)
+                        except Exception:
+                            return self._feed(data)
+                        if not chunk.error:
+                            self._consumed += size
+                            self._events += 1
+                            self._head = b""
+                            self._waiting = None
+                            self._ready = bytes
+                            return [chunk]
+                        return self._feed(data)
+                    return self._feed_other(data)  # maybe a comment block, or too big
+                tail = self._buf
                 event = tail + body  # its end: the event is joined once
                 size = len(event) + 2
                 if size <= self._limit and event[:5] == PREFIX:
