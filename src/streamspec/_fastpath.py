@@ -239,6 +239,12 @@ class PyDecoderCore:
                     return self._feed(data)
                 return self._feed_other(data)  # maybe a comment block, or too big
             if 10 not in data and 13 not in data:  # it goes on
+                head = self._head
+                if head:
+                    size = len(head) + len(data)
+                    if size <= _MANY and size <= self.max_event_size:
+                        self._head = head + data  # a short head is copied whole: bounded
+                        return []
                 tail = self._tail
                 if len(tail) + len(data) <= self.max_event_size:
                     tail += data
