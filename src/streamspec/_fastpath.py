@@ -167,8 +167,10 @@ class PyDecoderCore:
                 return []
             if size >= _MANY:
                 return self._several(data, [])
-            line, _, rest = data.partition(b"\n")
-            if rest[:1] == b"\n":  # a few events: the first one is already cut out
+            # A few events. ``body`` is the read without its final blank line, if
+            # it has one: its first LF ends the first event's line.
+            line, _, rest = body.partition(b"\n")
+            if rest[:1] == b"\n":  # the first event is already cut out
                 payload = line.removeprefix(PREFIX)
                 if payload is not line and size <= self._limit:
                     decode = self._decode
@@ -180,20 +182,19 @@ class PyDecoderCore:
                         end = len(line) + 2
                         self._consumed += end
                         self._events += 1
-                        # Two events, "data:<payload>\n\ndata:<payload>\n\n": rest
-                        # is the LF of the blank line, then the second one.
-                        second = rest.removeprefix(b"\ndata:")
-                        if second is not rest:
-                            payload = second.removesuffix(b"\n\n")
-                            if payload is not second and 10 not in payload:
-                                try:
-                                    other = decode(payload)
-                                except Exception:
-                                    return self._frame(data, [chunk], end)
-                                if not other.error:
-                                    self._consumed += size - end
-                                    self._events += 1
-                                    return [chunk, other]
+                        # Two events, "data:<payload>\n\ndata:<payload>\n\n": rest is
+                        # the LF of the blank line, then the second one without its end
+                        # (so it still holds that LF if it does not go on with "data:").
+                        payload = rest.removeprefix(b"\ndata:")
+                        if 10 not in payload and body is not data:
+                            try:
+                                other = decode(payload)
+                            except Exception:
+                                return self._frame(data, [chunk], end)
+                            if not other.error:
+                                self._consumed += size - end
+                                self._events += 1
+                                return [chunk, other]
                         return self._frame(data, [chunk], end)
             return self._frame(data, [])
         if type(data) is self._waiting:
