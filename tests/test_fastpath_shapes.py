@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
 import pytest
 
 from splitting import run_decoder, split_at
@@ -180,3 +181,35 @@ def test_bytes_consumed_never_counts_a_started_event() -> None:
     [chunk] = decoder.feed(rest[10:])
     assert chunk.choices[0].delta.content == "token 1"
     assert (decoder.bytes_consumed, decoder.events) == (consumed + len(PLAIN[1]), 2)
+
+
+class Peeking(msgspec.Struct):
+    """A chunk whose ``__post_init__`` looks at the decoder's tail while it is decoded."""
+
+    id: str
+    choices: list[Any]
+    error: Any = None
+
+    def __post_init__(self) -> None:
+        for decoder in PEEKERS:
+            bytes(decoder._tail)
+
+
+PEEKERS: list[Any] = []
+
+
+def test_a_decode_hook_that_looks_at_the_tail_changes_nothing() -> None:
+    """Reading ``_tail`` from inside a decode joins the kept head; the result is the same."""
+    stream = STREAMS["plain"]
+    for shape, reads in shapes(stream).items():
+        quiet = run_decoder(reads, lambda: PyChunkDecoder(Peeking), resume=True)
+
+        def peeked() -> Any:
+            decoder = PyChunkDecoder(Peeking)
+            PEEKERS[:] = [decoder]
+            return decoder
+
+        try:
+            assert run_decoder(reads, peeked, resume=True) == quiet, shape
+        finally:
+            PEEKERS.clear()

@@ -64,14 +64,23 @@ SplitEvents = Callable[[bytes, int, bytes], "tuple[list[bytes], int] | None"]
 class PyDecoderCore:
     """Pure-Python twin of ``streamspec._speedups.DecoderCore``.
 
-    Every step is a handful of C-level byte operations (``partition``,
-    ``find``, ``readlines``, one regex match for a run of no-op blocks) and one
-    msgspec call per payload, or one ``map()`` over the payloads of a read: the
-    work per event stays flat whatever the read shape, and no byte is scanned
-    twice (an unfinished event is appended to one buffer and only its new bytes
-    are searched). ``feed()`` itself handles the two usual reads, one whole
-    event and the rest of an event cut across reads, behind one identity test
-    each (``_ready``, ``_waiting``); everything else is a method call away.
+    Every step is a handful of C-level byte operations (``removesuffix``,
+    ``removeprefix``, ``partition``, ``find``, ``readlines``, one regex match
+    for a run of no-op blocks) and one msgspec call per payload, or one
+    ``map()`` over the payloads of a read: the work per event stays flat
+    whatever the read shape, and no byte is scanned twice (an unfinished event
+    is kept as its first read, then appended to one buffer, and only the new
+    bytes are searched). ``feed()`` itself handles the usual reads (one whole
+    event, two events, the start of an event, its middle, its end) behind one
+    identity test each (``_ready``, ``_waiting``); everything else is a method
+    call away.
+
+    On CPython 3.11 each bytecode and each C call on this path is a measurable
+    part of a read's cost, and METH_O methods (``removesuffix``,
+    ``removeprefix``, ``partition``) and operators (``in`` with a byte, ``is``)
+    cost far less than methods that parse their arguments as a tuple
+    (``find``, ``startswith``, ``count``): the one-event read uses only the
+    former, and a test that another one already implies is left out.
     """
 
     _decode: Callable[[Any], Any]
@@ -214,6 +223,8 @@ class PyDecoderCore:
                         if not chunk.error:
                             self._consumed += size
                             self._events += 1
+                            if self._head is not head:  # a decode hook looked at _tail
+                                self._buf.clear()
                             self._head = b""
                             self._waiting = None
                             self._ready = bytes
