@@ -188,9 +188,6 @@ class PyDecoderCore:
                     except Exception:
                         return self._frame(data, [])  # it stops at once, before this event
                     if not chunk.error:
-                        end = len(line) + 2
-                        self._consumed += end
-                        self._events += 1
                         # Two events, "data:<payload>\n\ndata:<payload>\n\n": rest is
                         # the LF of the blank line, then the second one without its end
                         # (so it still holds that LF if it does not go on with "data:").
@@ -198,12 +195,16 @@ class PyDecoderCore:
                         if 10 not in payload and body is not data:
                             try:
                                 other = decode(payload)
-                            except Exception:
-                                return self._frame(data, [chunk], end)
-                            if not other.error:
-                                self._consumed += size - end
-                                self._events += 1
-                                return [chunk, other]
+                            except Exception:  # the framing below says what it is
+                                pass
+                            else:
+                                if not other.error:
+                                    self._consumed += size
+                                    self._events += 2
+                                    return [chunk, other]
+                        end = len(line) + 2
+                        self._consumed += end
+                        self._events += 1
                         return self._frame(data, [chunk], end)
             return self._frame(data, [])
         if type(data) is self._waiting:
