@@ -260,10 +260,14 @@ class Walk:
             self.violation(f"{path}.{key}", f"`{key}` is empty")
         return value
 
-    def _chunk(self, raw: dict[str, Any], reported: bool = False) -> None:
-        """A ``chat.completion.chunk``; ``reported``: its ``error`` member reports an error."""
+    def _members(
+        self, raw: dict[str, Any], keys: frozenset[str], kind: str, reported: bool
+    ) -> None:
+        """What every chunk kind shares: its known members (unknown ones are noted),
+        a non-empty ``id`` that stays the same, ``object`` equal to ``kind``,
+        ``created`` and a non-empty ``model``; ``reported`` allows ``error``."""
         for key in raw:
-            if key not in CHUNK_KEYS and not (key == "error" and reported):
+            if key not in keys and not (key == "error" and reported):
                 self.note(f"$.{_key(key)}")
         chunk_id = self._required_string(raw, "id", "$")
         if isinstance(chunk_id, str) and chunk_id:
@@ -271,10 +275,14 @@ class Walk:
         obj = raw.get("object")
         if "object" not in raw:
             self.violation("$.object", "`object` is missing")
-        elif obj != "chat.completion.chunk":
-            self.violation("$.object", f'`object` is {show(obj)}, expected "chat.completion.chunk"')
+        elif obj != kind:
+            self.violation("$.object", f'`object` is {show(obj)}, expected "{kind}"')
         self._created(raw)
         self._required_string(raw, "model", "$")
+
+    def _chunk(self, raw: dict[str, Any], reported: bool = False) -> None:
+        """A ``chat.completion.chunk``; ``reported``: its ``error`` member reports an error."""
+        self._members(raw, CHUNK_KEYS, "chat.completion.chunk", reported)
         tier = raw.get("service_tier")
         if tier is not None and tier not in SERVICE_TIERS:
             self.violation(
@@ -444,19 +452,7 @@ class Walk:
 
     def _completion_chunk(self, raw: dict[str, Any], reported: bool = False) -> None:
         """A legacy ``text_completion`` chunk; ``reported`` as for :meth:`_chunk`."""
-        for key in raw:
-            if key not in COMPLETION_CHUNK_KEYS and not (key == "error" and reported):
-                self.note(f"$.{_key(key)}")
-        chunk_id = self._required_string(raw, "id", "$")
-        if isinstance(chunk_id, str) and chunk_id:
-            self.same_id(chunk_id)
-        obj = raw.get("object")
-        if "object" not in raw:
-            self.violation("$.object", "`object` is missing")
-        elif obj != "text_completion":
-            self.violation("$.object", f'`object` is {show(obj)}, expected "text_completion"')
-        self._created(raw)
-        self._required_string(raw, "model", "$")
+        self._members(raw, COMPLETION_CHUNK_KEYS, "text_completion", reported)
         if "system_fingerprint" in raw:
             self._expect(
                 raw["system_fingerprint"],
