@@ -50,7 +50,7 @@ from itertools import repeat
 from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["IMPLEMENTATION", "NOOP_BLOCKS", "DecoderCore", "split_events"]
+__all__ = ["IMPLEMENTATION", "NOOP_BLOCKS", "DecoderCore", "bind_methods", "split_events"]
 
 PREFIX = b"data:"
 ERROR_KEY = b'"error"'
@@ -585,20 +585,29 @@ def _split(data: bytes, start: int) -> tuple[list[bytes], int] | None:
     return payloads, stop
 
 
-def _load() -> tuple[Any, SplitEvents, str]:
+def py_bind_methods(cls: type) -> None:
+    """Pure-Python twin of ``streamspec._speedups.bind_methods``: nothing to do.
+
+    The compiled one gives each subclass of the core its own descriptors of
+    the core's C methods, so that CPython specializes their calls.
+    """
+
+
+def _load() -> tuple[Any, SplitEvents, Callable[[type], None], str]:
     if not os.environ.get("STREAMSPEC_PURE_PYTHON"):
         try:
             from . import _speedups  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
             pass
         else:
-            return _speedups.DecoderCore, _speedups.split_events, "c"
-    return PyDecoderCore, py_split_events, "python"
+            return _speedups.DecoderCore, _speedups.split_events, _speedups.bind_methods, "c"
+    return PyDecoderCore, py_split_events, py_bind_methods, "python"
 
 
 if TYPE_CHECKING:
     DecoderCore = PyDecoderCore
     split_events: SplitEvents = py_split_events
+    bind_methods = py_bind_methods
     IMPLEMENTATION: str = "python"
 else:
-    DecoderCore, split_events, IMPLEMENTATION = _load()
+    DecoderCore, split_events, bind_methods, IMPLEMENTATION = _load()

@@ -62,6 +62,7 @@ from ._fastpath import (
     PREFIX,
     DecoderCore,
     PyDecoderCore,
+    bind_methods,
     py_split_events,
     split_events,
 )
@@ -262,6 +263,13 @@ class _Decoding(Generic[T]):
     _events: int
     _has_error_field: bool
     _split_events: Callable[..., tuple[list[bytes], int] | None]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # ChunkDecoder, and any subclass of it, calls feed() through a
+        # descriptor of its own, which CPython's call specialization needs.
+        super().__init_subclass__(**kwargs)
+        if issubclass(cls, DecoderCore) and DecoderCore is not PyDecoderCore:
+            bind_methods(cls)
 
     def __init__(
         self,
