@@ -824,6 +824,45 @@ def test_one_event_reads_find_line_ends_and_keys_at_every_offset(
                 assert fast == trace(GeneralPath(chunk_type), reads), (size, at, payload)
 
 
+def _utf8_covering_every_byte() -> list[str]:
+    """Characters whose UTF-8 forms hold every byte value valid UTF-8 has."""
+    chars = [chr(b) for b in range(0x20, 0x7F) if chr(b) not in '"\\']
+    chars += [chr(0x80 | low) for low in range(0x40)]  # C2 and every continuation byte
+    chars += [chr(lead << 6 | 0x10) for lead in range(0x02, 0x20)]  # leads C2..DF
+    chars += [chr(max(lead << 12, 0x800)) for lead in range(0x10)]  # leads E0..EF
+    chars += [chr(max(lead << 18, 0x10000)) for lead in range(0x05)]  # leads F0..F4
+    return chars
+
+
+@pytest.mark.parametrize("type_name", sorted(DIFF_TYPES))
+def test_only_lf_and_cr_end_the_line_of_a_one_event_read(type_name: str) -> None:
+    """No other byte value, at any offset of a 32-byte step, stops the one-pass read.
+
+    The vector scan classifies bytes by their low nibble; a byte it mistook for
+    a line ending would send its read to the framing loop instead. That is
+    seen without timing: a read the one-pass path takes returns the list the
+    read before returned (dropped at once), the framing loop a new one.
+    """
+    chunk_type = DIFF_TYPES[type_name]
+    chars = _utf8_covering_every_byte()
+    seen = {b for char in chars for b in char.encode()}
+    assert seen == set(range(0x20, 0x7F)) - {0x22, 0x5C} | set(range(0x80, 0xC0)) | set(
+        range(0xC2, 0xF5)
+    )
+    decoder = ChunkDecoder(chunk_type)
+    decoder.feed(b": start\n\n")
+    first = b"data: " + chunk_payload(0, "warm") + b"\n\n"
+    for char in chars:
+        text = char * 70  # the character's bytes at every offset of a vector step
+        event = b"data: " + chunk_payload(1, text) + b"\n\n"
+        previous = id(decoder.feed(first))
+        chunks = decoder.feed(event)
+        assert id(chunks) == previous, (type_name, char)
+        assert [msgspec.json.encode(chunk) for chunk in chunks] == [
+            msgspec.json.encode(msgspec.json.decode(event[6:], type=chunk_type))
+        ]
+
+
 def test_the_error_key_probe_finds_the_key_at_every_offset() -> None:
     """The probe scans 16 bytes at a time: the key is found wherever it lies in a payload."""
     for pad in range(0, 70):
