@@ -824,6 +824,50 @@ def test_one_event_reads_find_line_ends_and_keys_at_every_offset(
                 assert fast == trace(GeneralPath(chunk_type), reads), (size, at, payload)
 
 
+_BLOCKS = (
+    b"data: " + chunk_payload(1) + b"\n\n"
+    b": keep-alive\n\n"
+    b"data:" + chunk_payload(2) + b"\n\n\n"
+    b"data: " + chunk_payload(3) + b"\n\n"
+)
+
+
+@pytest.mark.parametrize("tail", [b"", b"data: " + chunk_payload(4)[:30]])
+def test_a_cr_anywhere_in_a_read_of_several_blocks_goes_to_the_general_path(
+    tail: bytes,
+) -> None:
+    """The framing loop of reads with several blocks finds CRs as it goes.
+
+    No read is scanned for CR before it is framed: the loop looks for each
+    line's end, LF or CR, and stops at a CR, handing the rest over from the
+    block it is in. A CR at every offset of such a read (a CRLF, a lone CR, a
+    CR inside a payload), with an unfinished event after the blocks or not,
+    whole or cut in two, and a CR in a read that only continues an event,
+    must give what the general path gives.
+    """
+    base = _BLOCKS + tail
+    for at in range(len(base) + 1):
+        for cr in (b"\r", b"\r\n"):
+            data = base[:at] + cr + base[at:]
+            end = b"data: " + chunk_payload(9) + b"\n\n"
+            for reads in (
+                [b": start\n\n", data, end],
+                [b": start\n\n", data[: len(data) // 2], data[len(data) // 2 :], end],
+                [b": start\n\n", b"data: " + chunk_payload(0)[:20], chunk_payload(0)[20:40] + cr,
+                 chunk_payload(0)[40:] + b"\n\n", data],
+            ):  # fmt: skip
+                fast = trace(ChunkDecoder(), reads)
+                assert fast == trace(GeneralPath(), reads), (at, cr, reads)
+    # CRLF is one line ending: two data lines that each decode alone are one event
+    two_lines = b"data: " + chunk_payload(5) + b"\r\ndata: " + chunk_payload(6) + b"\r\n\r\n"
+    for reads in ([b": start\n\n", _BLOCKS + two_lines], [b": start\n\n", _BLOCKS, two_lines]):
+        fast = trace(ChunkDecoder(), reads)
+        assert fast == trace(GeneralPath(), reads)
+        assert [entry[:2] for entry in fast if entry[0] == "error"] == [
+            ("error", "MalformedEventError")
+        ]
+
+
 def _utf8_covering_every_byte() -> list[str]:
     """Characters whose UTF-8 forms hold every byte value valid UTF-8 has."""
     chars = [chr(b) for b in range(0x20, 0x7F) if chr(b) not in '"\\']

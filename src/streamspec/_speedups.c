@@ -134,18 +134,17 @@ scan_read_avx2(const char *p, Py_ssize_t n, int *key)
 }
 #endif
 
-/* Whether the read p[0:n] holds a CR; for a type without `error` (probe set),
- * also whether '"error"' may be in it (*key; always 1 otherwise). */
+/* For a chunk type without `error`: whether the read p[0:n] holds a CR, and
+ * whether '"error"' may be in it (*key; 1 where the CPU has no vector scan). */
 static int
-read_has_cr(const char *p, Py_ssize_t n, int probe, int *key)
+read_has_cr(const char *p, Py_ssize_t n, int *key)
 {
     *key = 1;
 #ifdef HAVE_AVX2_PROBE
-    if (probe && use_avx2 && n >= 38) {
+    if (use_avx2 && n >= 38) {
         return scan_read_avx2(p, n, key);
     }
 #endif
-    (void)probe;
     return memchr(p, '\r', (size_t)n) != NULL;
 }
 
@@ -496,6 +495,95 @@ decode_payload(CoreObject *self, Snapshot *snap, PyObject *owner, const char *p,
     return chunk;
 }
 
+/* -- line endings -------------------------------------------------------------------------- */
+
+/* The offset of the first LF or CR in p[0:n], or n. Vector steps where the
+ * CPU has them; the last step is moved back to end at n, overlapping the one
+ * before it, so no byte is looked at one by one. Inlined into its callers:
+ * the call itself measured about 0.02x of a chunk's decoding. */
+#ifdef HAVE_AVX2_PROBE
+/* The bytes of `a` that are LF or CR (0xFF, others 0), with one table lookup
+ * and one compare instead of two compares: at each low nibble the table holds
+ * the one byte below 0x80 that a line ending with that nibble can be (LF at
+ * 10, CR at 13) or 0xFF, which no byte below 0x80 equals; pshufb gives 0 for
+ * the bytes from 0x80 up, which equal no 0. Measured on the one-event read:
+ * about 0.015x of a chunk's decoding less than two compares. */
+__attribute__((target("avx2"))) static inline __m256i
+line_ends_avx2(__m256i a)
+{
+    const __m256i table = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, '\n', -1, -1,
+                                           '\r', -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                           '\n', -1, -1, '\r', -1, -1);
+    return _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, a), a);
+}
+
+__attribute__((target("avx2"))) static Py_ssize_t
+line_end_avx2(const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 64 <= n; i += 64) { /* two vectors a step, one test */
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        __m256i hits = _mm256_or_si256(line_ends_avx2(a), line_ends_avx2(b));
+        if (!_mm256_testz_si256(hits, hits)) {
+            break; /* in p[i:i+64]: the steps below say where */
+        }
+    }
+    for (;;) { /* n >= 32 */
+        if (i + 32 > n) {
+            i = n - 32;
+        }
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        unsigned mask = (unsigned)_mm256_movemask_epi8(line_ends_avx2(a));
+        if (mask != 0) {
+            return i + __builtin_ctz(mask);
+        }
+        if (i + 32 >= n) {
+            return n;
+        }
+        i += 32;
+    }
+}
+#endif
+
+static inline __attribute__((always_inline)) Py_ssize_t
+line_end(const char *p, Py_ssize_t n)
+{
+#ifdef HAVE_AVX2_PROBE
+    if (use_avx2 && n >= 32) {
+        return line_end_avx2(p, n);
+    }
+#endif
+#ifdef HAVE_SSE2_PROBE
+    if (n >= 16) {
+        const __m128i lf = _mm_set1_epi8('\n');
+        const __m128i cr = _mm_set1_epi8('\r');
+        Py_ssize_t i = 0;
+        for (;;) {
+            if (i + 16 > n) {
+                i = n - 16;
+            }
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            unsigned mask = (unsigned)_mm_movemask_epi8(
+                _mm_or_si128(_mm_cmpeq_epi8(a, lf), _mm_cmpeq_epi8(a, cr)));
+            if (mask != 0) {
+                return i + __builtin_ctz(mask);
+            }
+            if (i + 16 >= n) {
+                return n;
+            }
+            i += 16;
+        }
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] == '\n' || p[i] == '\r') {
+            return i;
+        }
+    }
+    return n;
+}
+
 /* Whether s[0:n] holds a blank line ("\n\n"), or one straddles the join with
  * a tail ending in "\n". Returns the offset just past it, or -1. */
 static Py_ssize_t
@@ -571,19 +659,17 @@ frame_payloads(const char *s, Py_ssize_t n, Py_ssize_t pos, PyObject *out, Py_ss
 }
 
 /* Adds `chunk` (stolen) to the list *chunks, which is created at the first
- * one: a read most often brings exactly one event, whose list then holds one
- * slot and is filled without a resize. */
+ * one. Created empty: its first append makes room for four, where a list
+ * made for one would be reallocated at the second. */
 static int
 add_chunk(PyObject **chunks, PyObject *chunk)
 {
     if (*chunks == NULL) {
-        *chunks = PyList_New(1);
+        *chunks = PyList_New(0);
         if (*chunks == NULL) {
             Py_DECREF(chunk);
             return -1;
         }
-        PyList_SET_ITEM(*chunks, 0, chunk);
-        return 0;
     }
     int failed = PyList_Append(*chunks, chunk);
     Py_DECREF(chunk);
@@ -614,14 +700,17 @@ frame_decode(CoreObject *self, Snapshot *snap, PyObject *owner, Py_ssize_t n, Py
         const char *p = NULL;
         Py_ssize_t pn = 0;
         for (;;) {
-            /* After a line, the next is most often the blank line that ends the block. */
-            const char *newline = pos < n && s[pos] == '\n'
-                                      ? s + pos
-                                      : memchr(s + pos, '\n', (size_t)(n - pos));
-            if (newline == NULL) {
+            /* After a line, the next is most often the blank line that ends the block.
+             * One pass finds the line's end, LF or CR: at a CR the general path
+             * takes over, so none is ever in a block this loop takes or leaves
+             * in the tail. */
+            Py_ssize_t end = pos < n && s[pos] == '\n' ? pos : pos + line_end(s + pos, n - pos);
+            if (end == n) {
                 return 1; /* the block is still arriving */
             }
-            Py_ssize_t end = newline - s;
+            if (s[end] == '\r') {
+                return 0;
+            }
             if (end == pos) {
                 break; /* the blank line that ends the block */
             }
@@ -846,7 +935,7 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
     if (tn > 0) {
         Py_ssize_t end = blank_line_end(s, n, t[tn - 1] == '\n');
         if (end < 0) { /* the unfinished event goes on: no Python code runs here */
-            if (tn + event_size(s, n) > snap->max) {
+            if (tn + event_size(s, n) > snap->max || memchr(s, '\r', (size_t)n) != NULL) {
                 return NULL;
             }
             PyObject *previous = NULL;
@@ -933,92 +1022,6 @@ feed_events(CoreObject *self, Snapshot *snap, PyObject *data)
 }
 
 /* -- the usual reads, each in one pass over its bytes -------------------------------------- */
-
-/* The offset of the first LF or CR in p[0:n], or n. Vector steps where the
- * CPU has them; the last step is moved back to end at n, overlapping the one
- * before it, so no byte is looked at one by one. */
-#ifdef HAVE_AVX2_PROBE
-/* The bytes of `a` that are LF or CR (0xFF, others 0), with one table lookup
- * and one compare instead of two compares: at each low nibble the table holds
- * the one byte below 0x80 that a line ending with that nibble can be (LF at
- * 10, CR at 13) or 0xFF, which no byte below 0x80 equals; pshufb gives 0 for
- * the bytes from 0x80 up, which equal no 0. Measured on the one-event read:
- * about 0.015x of a chunk's decoding less than two compares. */
-__attribute__((target("avx2"))) static inline __m256i
-line_ends_avx2(__m256i a)
-{
-    const __m256i table = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, '\n', -1, -1,
-                                           '\r', -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                           '\n', -1, -1, '\r', -1, -1);
-    return _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, a), a);
-}
-
-__attribute__((target("avx2"))) static Py_ssize_t
-line_end_avx2(const char *p, Py_ssize_t n)
-{
-    Py_ssize_t i = 0;
-    for (; i + 64 <= n; i += 64) { /* two vectors a step, one test */
-        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
-        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
-        __m256i hits = _mm256_or_si256(line_ends_avx2(a), line_ends_avx2(b));
-        if (!_mm256_testz_si256(hits, hits)) {
-            break; /* in p[i:i+64]: the steps below say where */
-        }
-    }
-    for (;;) { /* n >= 32 */
-        if (i + 32 > n) {
-            i = n - 32;
-        }
-        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
-        unsigned mask = (unsigned)_mm256_movemask_epi8(line_ends_avx2(a));
-        if (mask != 0) {
-            return i + __builtin_ctz(mask);
-        }
-        if (i + 32 >= n) {
-            return n;
-        }
-        i += 32;
-    }
-}
-#endif
-
-static Py_ssize_t
-line_end(const char *p, Py_ssize_t n)
-{
-#ifdef HAVE_AVX2_PROBE
-    if (use_avx2 && n >= 32) {
-        return line_end_avx2(p, n);
-    }
-#endif
-#ifdef HAVE_SSE2_PROBE
-    if (n >= 16) {
-        const __m128i lf = _mm_set1_epi8('\n');
-        const __m128i cr = _mm_set1_epi8('\r');
-        Py_ssize_t i = 0;
-        for (;;) {
-            if (i + 16 > n) {
-                i = n - 16;
-            }
-            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-            unsigned mask = (unsigned)_mm_movemask_epi8(
-                _mm_or_si128(_mm_cmpeq_epi8(a, lf), _mm_cmpeq_epi8(a, cr)));
-            if (mask != 0) {
-                return i + __builtin_ctz(mask);
-            }
-            if (i + 16 >= n) {
-                return n;
-            }
-            i += 16;
-        }
-    }
-#endif
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (p[i] == '\n' || p[i] == '\r') {
-            return i;
-        }
-    }
-    return n;
-}
 
 /* line_end() and has_error_key() in one pass, for a chunk type without
  * `error`: the offset of the first LF or CR in p[0:n] (n >= 38), or n, in
@@ -1329,9 +1332,11 @@ feed_guarded(CoreObject *self, PyObject *data)
                 PyErr_Clear(); /* the general path says what is wrong with it */
             }
         }
+        /* A type with `error` needs no scan of the read first: the framing loop
+         * finds CRs as it goes. For one without, the same scan looks for keys. */
         int key = 1;
-        if (bytes != NULL && !read_has_cr(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes),
-                                          !self->has_error_field, &key)) {
+        if (bytes != NULL &&
+            (self->has_error_field || !read_has_cr(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), &key))) {
             Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
             Snapshot snap = {
                 .decode = Py_NewRef(self->decode),
