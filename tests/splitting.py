@@ -81,7 +81,8 @@ class Outcome(NamedTuple):
     errors: tuple[ErrorRecord, ...] = ()
     counts: tuple[int, ...] = ()
     """Decoder runs: ``events`` and ``bytes_consumed`` after the last read, then after
-    ``close()``; only ``events`` when the run stopped at an error."""
+    ``close()``; only ``events`` when the run stopped at an error, and ``bytes_consumed``
+    too when that error is an :class:`EventTooLargeError` (the oversized block's offset)."""
 
 
 def split_at(data: bytes, points: Iterable[int]) -> list[bytes]:
@@ -141,6 +142,8 @@ def run_decoder(
             counts += decoder.events, decoder.bytes_consumed
     else:  # stopped at an error: how many bytes were fed by then depends on the reads
         counts.append(decoder.events)
+        if errors[-1].type is EventTooLargeError:  # unless it is fatal: then it is where it starts
+            counts.append(decoder.bytes_consumed)
     errors_seen = errors[0].type if errors else None
     return Outcome(items, errors_seen, decoder.done, tuple(errors), tuple(counts))
 

@@ -33,8 +33,9 @@ anywhere in between), on both implementations of the hot path:
   the one at fault, ``offset`` is where that event (or the oversized block)
   starts in the stream.
 * ``bytes_consumed`` never counts an unfinished event: a gateway may forward
-  exactly that many bytes. ``events`` counts the data events delivered (as a
-  chunk, ``[DONE]`` or an error).
+  exactly that many bytes. After an :class:`EventTooLargeError` it is the
+  error's ``offset``, where the oversized block starts. ``events`` counts the
+  data events delivered (as a chunk, ``[DONE]`` or an error).
 * A payload that cannot be decoded, whatever the reason (bad JSON, wrong
   types, nesting deeper than msgspec allows, a number out of range, an
   exception from the chunk type), is a :class:`MalformedEventError`.
@@ -420,6 +421,11 @@ class _Decoding(Generic[T]):
         except EventTooLargeError as exc:
             self._failed = exc
             exc.chunks = out + exc.chunks
+            if exc.offset is not None and exc.offset > self._consumed:
+                # Only no-ops (blank lines, comment blocks) lie between the last event
+                # and the oversized block: the stream is consumed up to where it starts,
+                # whichever path framed the bytes before it.
+                self._consumed = exc.offset
             raise
         except Error as exc:
             exc.chunks = out + exc.chunks
