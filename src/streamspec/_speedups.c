@@ -1335,8 +1335,9 @@ feed_guarded(CoreObject *self, PyObject *data)
         /* A type with `error` needs no scan of the read first: the framing loop
          * finds CRs as it goes. For one without, the same scan looks for keys. */
         int key = 1;
-        if (bytes != NULL && (self->has_error_field ||
-                              !read_has_cr(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes), &key))) {
+        const char *b = bytes != NULL ? PyBytes_AS_STRING(bytes) : NULL;
+        if (b != NULL &&
+            (self->has_error_field || !read_has_cr(b, PyBytes_GET_SIZE(bytes), &key))) {
             Py_ssize_t tn = PyByteArray_GET_SIZE(self->tail);
             Snapshot snap = {
                 .decode = Py_NewRef(self->decode),
