@@ -58,6 +58,7 @@ gaps in C.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -235,8 +236,9 @@ class StreamMetrics(msgspec.Struct, kw_only=True, frozen=True):
       ``(output_tokens - 1) / (E2EL - TTFT)``, i.e. ``1000 / tpot_ms``.
     * ``error_kind``: for a failed stream, what failed: ``"server_error"`` (the
       server reported an error in the stream), ``"malformed"``, ``"too_large"``,
-      ``"truncated"``, ``"http_<status>"``, ``"connection"``, ``"timeout"``, or
-      what the caller passed to :meth:`StreamMeter.fail`.
+      ``"truncated"``, ``"http_<status>"``, ``"connection"``, ``"tls"`` (a TLS
+      handshake or certificate verification failed), ``"timeout"``, or what the
+      caller passed to :meth:`StreamMeter.fail`.
     """
 
     status: StreamStatus
@@ -281,7 +283,7 @@ class StreamMetrics(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def error_kind(exc: BaseException) -> str:
-    """The ``error_kind`` of a failure: a streamspec error, a timeout or a connection error."""
+    """The ``error_kind`` of a failure: a streamspec error, a timeout, a TLS or connection error."""
     if isinstance(exc, StreamError):
         return "server_error"
     if isinstance(exc, MalformedEventError):
@@ -298,6 +300,9 @@ def error_kind(exc: BaseException) -> str:
         return {"connect": "connection", "timeout": "timeout", "broken": "truncated"}[transport]
     if isinstance(exc, TimeoutError):
         return "timeout"
+    ssl = sys.modules.get("ssl")  # not imported: exc cannot be one of its errors
+    if ssl is not None and isinstance(exc, ssl.SSLError):  # aiohttp's TLS errors are ones too
+        return "tls"
     if isinstance(exc, OSError | ConnectionError | EOFError):
         return "connection"
     name = type(exc).__name__

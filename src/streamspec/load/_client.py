@@ -12,14 +12,21 @@ bytes arrive, with no task switch in between.
 What it speaks: one request at a time per connection (keep-alive, reused by
 the slot that opened it), ``POST`` with a ``Content-Length`` body, responses
 framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the
-connection; TLS for ``https://``. No proxies, redirects or compression
-(requests say ``Accept-Encoding: identity``).
+connection; TLS for ``https://`` (see :func:`tls_context`: the system's CAs, a
+CA file, or no verification). No proxies, redirects or compression (requests
+say ``Accept-Encoding: identity``).
+
+A failed TLS handshake fails the request with ``error_kind`` ``"tls"`` and
+says why (the certificate verification's reason, or the handshake's); a TLS
+connection that ends mid-body, with or without the TLS close alert, fails it
+as ``"truncated"``, keeping what arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +34,7 @@ from urllib.parse import urlsplit
 from ..errors import Error
 from ..metrics import StreamMeter
 
-__all__ = ["Connection", "Target", "http_failure"]
+__all__ = ["Connection", "Target", "http_failure", "tls_context"]
 
 _MAX_HEAD = 64 << 10
 _MAX_ERROR_BODY = 64 << 10
@@ -42,10 +49,55 @@ def http_failure(status: int, body: bytes, content_type: str = "") -> str:
     return HTTPStatusError(status, error).message
 
 
-class Target:
-    """Where requests go: host, port, TLS, and the request head for a path."""
+def tls_context(
+    ca_file: str | os.PathLike[str] | None = None, insecure: bool = False
+) -> ssl.SSLContext:
+    """The TLS client context for ``https://`` targets.
 
-    def __init__(self, url: str, headers: dict[str, str], connect_timeout: float = 60.0) -> None:
+    By default the server's certificate must chain to a CA the system trusts
+    (OpenSSL's default store; the ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    environment variables replace it) and name the URL's host, which is also
+    sent as SNI (host names only: an IP address is checked, not sent).
+    ``ca_file``: trust the CA certificates of this PEM file instead (a private
+    CA). ``insecure``: check neither the certificate nor the host name (a
+    self-signed test server; the traffic is still encrypted). ALPN offers
+    ``http/1.1``, the only protocol spoken.
+
+    Raises :class:`ValueError` with the reason when ``ca_file`` cannot be read
+    or holds no certificate, or when both options are given.
+    """
+    if insecure and ca_file is not None:
+        raise ValueError("a CA file and insecure (no verification) contradict each other")
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else os.fspath(ca_file))
+    except ssl.SSLError as exc:  # before OSError, its base
+        reason = exc.reason or str(exc)
+        raise ValueError(
+            f"CA file {ca_file}: no PEM certificate could be loaded ({reason})"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"CA file {ca_file}: {exc.strerror or exc}") from None
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class Target:
+    """Where requests go: host, port, TLS, and the request head for a path.
+
+    ``ssl_context`` is the TLS context of an ``https://`` URL (default:
+    :func:`tls_context`, the system's CAs); it is ignored for ``http://``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        connect_timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.connect_timeout = connect_timeout
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -54,11 +106,13 @@ class Target:
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]
+        host = self.authority = parts.netloc.rpartition("@")[2]
         lines = [f"POST {self.path} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+        self.ssl: ssl.SSLContext | None = None
+        if self.tls:
+            self.ssl = ssl_context if ssl_context is not None else tls_context()
 
     def request(self, body: bytes) -> bytes:
         """The whole request for ``body`` (built once per body, reused for every send)."""
@@ -330,6 +384,20 @@ class _Exchange(asyncio.Protocol):
         self._settle()
 
 
+def tls_failure(exc: ssl.SSLError, authority: str) -> str:
+    """The one-line message of a failed TLS handshake with ``authority`` (``host:port``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = (exc.verify_message or exc.reason or str(exc)).rstrip(".")
+        return (
+            f"TLS: the certificate of {authority} was not accepted: {reason} "
+            "(a private CA: --ca-file FILE; a self-signed test server: --insecure)"
+        )
+    reason = exc.reason or str(exc)
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        reason += ": the server does not seem to speak TLS (an http:// server?)"
+    return f"TLS: the handshake with {authority} failed: {reason}"
+
+
 class Connection:
     """A keep-alive connection to ``target``, opened on first use and reopened when closed."""
 
@@ -362,6 +430,9 @@ class Connection:
                 _, protocol = await asyncio.wait_for(opening, target.connect_timeout)
             except asyncio.TimeoutError:
                 meter.fail(f"no connection within {target.connect_timeout:g} s", "error", "timeout")
+                return
+            except ssl.SSLError as exc:  # before OSError, its base
+                meter.fail(tls_failure(exc, target.authority), "error", "tls")
                 return
             except OSError as exc:
                 meter.fail(f"{type(exc).__name__}: {exc}", "error", "connection")
