@@ -440,8 +440,9 @@ class StreamMeter:
         self._status: StreamStatus | None = None
         self._closed = False
         self._simple = kind == "chat"  # feed() may take its one-chunk shortcut
-        if kind == "completions":
-            self._observe = self._observe_legacy  # type: ignore[method-assign]
+        # _observe reads this flag rather than the meter holding its own bound _observe_legacy:
+        # that would be a reference cycle, leaving a dropped meter to the cycle collector.
+        self._legacy = kind == "completions"
         # With the accelerator the decoder meters itself (see the class docstring).
         self._late: list[int] = []  # readings of the token chunks the decoder handed to _note
         self._metered = hasattr(self.decoder, "set_meter")
@@ -546,6 +547,9 @@ class StreamMeter:
             self._observe([item], reading)
 
     def _observe(self, chunks: list[Any], now: int) -> None:
+        if self._legacy:
+            self._observe_legacy(chunks, now)
+            return
         if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         tokens = chars = 0

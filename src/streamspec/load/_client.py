@@ -348,6 +348,7 @@ class _Exchange(asyncio.Protocol):
 
     def _settle(self) -> None:
         self.meter = None
+        self._feed = None  # nor keep the meter's decoder alive until the next request
         self._fast = False
         finished, self.finished = self.finished, None
         if finished is not None and not finished.done():
