@@ -312,6 +312,24 @@ def test_https_to_a_plain_http_server(loop: str) -> None:
     assert all(r.error and "does not seem to speak TLS" in r.error for r in records)
 
 
+def test_a_handshake_that_never_ends_times_out() -> None:
+    """A server that takes the connection but never answers the TLS hello."""
+
+    async def main() -> list[RequestRecord]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # until the client gives up and closes
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await load(f"https://127.0.0.1:{port}/v1", timeout=0.2)
+
+    [record] = drive(main)
+    assert (record.status, record.error_kind) == ("error", "timeout")
+    assert record.error == "no connection and TLS handshake within 0.2 s"
+
+
 def test_http_to_a_tls_server(ca: trustme.CA) -> None:
     async def main() -> tuple[list[RequestRecord], TLSServer]:
         async with TLSServer(server_context(ca, *LOCAL), canned(response("length"))) as server:

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from ..errors import Error
 from ..metrics import StreamMeter
 
-__all__ = ["Connection", "Target", "http_failure", "tls_context"]
+__all__ = ["Connection", "Target", "http_failure", "tls_context", "tls_failure"]
 
 _MAX_HEAD = 64 << 10
 _MAX_ERROR_BODY = 64 << 10
@@ -430,7 +430,8 @@ class Connection:
             try:
                 _, protocol = await asyncio.wait_for(opening, target.connect_timeout)
             except asyncio.TimeoutError:
-                meter.fail(f"no connection within {target.connect_timeout:g} s", "error", "timeout")
+                what = "connection and TLS handshake" if target.tls else "connection"
+                meter.fail(f"no {what} within {target.connect_timeout:g} s", "error", "timeout")
                 return
             except ssl.SSLError as exc:  # before OSError, its base
                 meter.fail(tls_failure(exc, target.authority), "error", "tls")
