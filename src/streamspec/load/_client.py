@@ -135,7 +135,9 @@ class _Exchange(asyncio.Protocol):
         self._in_head = True
         self._status = 0
         self._framing = "close"  # "chunked", "length" or "close"
-        self._left = 0  # chunked: bytes left in the chunk (-1: its CRLF); length: bytes left
+        # chunked: bytes left in the chunk (-1: its CRLF; -2: the trailer section after the last
+        # chunk); length: bytes left
+        self._left = 0
         self._pending = bytearray()  # chunked framing cut between reads
         self._error_body: bytearray | None = None
         self._fast = False  # the body is a chunked event stream: data_received's shortcut
@@ -278,6 +280,18 @@ class _Exchange(asyncio.Protocol):
                     self._pending += data[position:]
                     return
                 position, self._left = position + 2, 0
+            elif left == -2:  # after the last chunk: trailer fields (ignored), then an empty line
+                line_end = data.find(b"\r\n", position)
+                if line_end < 0:
+                    if end - position > _MAX_HEAD:
+                        self._fail("the trailer section is too large", "protocol")
+                        return
+                    self._pending += data[position:]
+                    return
+                if line_end == position:  # the message ends; the connection can serve the next
+                    self._complete()
+                    return
+                position = line_end + 2
             else:  # a chunk-size line
                 line_end = data.find(b"\r\n", position)
                 if line_end < 0:
@@ -292,10 +306,9 @@ class _Exchange(asyncio.Protocol):
                     self._fail("bad chunked framing", "protocol")
                     return
                 position = line_end + 2
-                if size == 0:  # the last chunk (trailers, if any, are ignored)
-                    self._complete()
-                    return
-                self._left = size
+                # The last chunk: the message ends with the trailer section, read before the
+                # request settles, so that no byte of it is taken for the next response.
+                self._left = size if size else -2
 
     def _complete(self) -> None:
         """The body ended as its framing said: settle the request."""
@@ -319,7 +332,9 @@ class _Exchange(asyncio.Protocol):
         meter = self.meter
         if meter is None:
             return
-        if self._framing == "close" and not self._in_head:
+        if not self._in_head and (
+            self._framing == "close" or (self._framing == "chunked" and self._left == -2)
+        ):  # the body ended as framed (a chunked one may lack the end of its trailer section)
             self._complete()
             return
         if self._in_head and not self._head and self.reused:
