@@ -281,18 +281,18 @@ def test_a_refused_certificate_fails_with_the_reason(
         assert reason in record.error
         assert record.ttft_ms is None
         assert record.token_chunks == 0
-        if client == "streamspec":
-            assert record.error.startswith(
-                f"TLS: the certificate of {host}:{server.port} was not accepted: {reason}"
-            )
-            assert "--ca-file" in record.error
-            assert "--insecure" in record.error
+        assert record.error.startswith(
+            f"TLS: the certificate of {host}:{server.port} was not accepted: {reason}"
+        )
+        assert "--ca-file" in record.error
+        assert "--insecure" in record.error
     # insecure: neither the certificate nor the name is checked; the stream goes through.
     assert [(r.status, r.token_chunks) for r in accepted] == [("complete", 2)] * 2
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_https_to_a_plain_http_server(loop: str) -> None:
+@pytest.mark.parametrize("client", CLIENTS)
+def test_https_to_a_plain_http_server(client: str, loop: str) -> None:
     """A plain server answers the TLS hello with an HTTP error, as web servers do."""
 
     async def main() -> list[RequestRecord]:
@@ -305,7 +305,7 @@ def test_https_to_a_plain_http_server(loop: str) -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            return await load(f"https://127.0.0.1:{port}/v1", num_requests=2)
+            return await load(f"https://127.0.0.1:{port}/v1", num_requests=2, client=client)
 
     records = drive(main, loop)
     assert [(r.status, r.error_kind) for r in records] == [("error", "tls")] * 2

@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 from .._extras import require
 from ..errors import Error
 from ..metrics import StreamKind, StreamMeter
-from ._client import Connection, Target, http_failure, tls_context
+from ._client import Connection, Target, http_failure, tls_context, tls_failure
 from .records import RequestRecord, record_from_meter
 
 __all__ = [
@@ -318,6 +318,12 @@ class _Runner:
                     meter.close()
         except Error:
             pass  # the meter recorded it
+        except aiohttp.ClientSSLError as exc:  # worded as the own client words it
+            cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
+            if isinstance(cause, ssl.SSLError):
+                meter.fail(tls_failure(cause, self.target.authority), "error", "tls")
+            else:
+                meter.fail_with(exc)
         except aiohttp.ClientPayloadError as exc:  # the body was cut: no [DONE] will come
             meter.fail(f"the stream was cut: {exc}", "truncated", "truncated")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
