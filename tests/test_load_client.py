@@ -2,7 +2,9 @@
 
 A tiny asyncio server on loopback answers each request with fixed bytes,
 written whole, byte by byte or at random split points; the record of the
-request must not depend on the split.
+request must not depend on the split. The kernel may join the server's writes
+into fewer reads, so the protocol is also fed directly (a fake transport, no
+socket): there every split is exactly the reads the client sees.
 """
 
 from __future__ import annotations
@@ -248,9 +250,10 @@ class FakeTransport:
     abort = close
 
 
-def exchange_reads(responses: list[list[bytes]]) -> tuple[list[Any], bool]:
+def exchange_reads(responses: list[list[bytes]], eof: bool = False) -> tuple[list[Any], bool]:
     """Run one request per item of ``responses`` on one ``_Exchange``, each response arriving
-    as the reads given; return each request's metrics and whether the exchange stayed usable."""
+    as the reads given (then the end of the connection, with ``eof``); return each request's
+    metrics and whether the exchange stayed usable."""
     from streamspec.load._client import _Exchange
     from streamspec.metrics import StreamMeter
 
@@ -264,6 +267,9 @@ def exchange_reads(responses: list[list[bytes]]) -> tuple[list[Any], bool]:
             finished = exchange.start(meter, b"POST / HTTP/1.1\r\n\r\n")
             for read in reads:
                 exchange.data_received(read)
+            if eof:
+                exchange.eof_received()
+                exchange.connection_lost(None)
             assert finished.done(), "the response did not settle its request"
             results.append(meter.result())
         return results, exchange.reusable and not transport.closed
@@ -295,3 +301,37 @@ def test_every_cut_of_the_last_chunk_and_trailers(ending: bytes) -> None:
 
 def bytewise(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize(
+    ("framing", "response"),
+    [
+        ("chunked", head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + chunked(SSE)),
+        ("length", head("200 OK", SSE_HEAD, f"Content-Length: {len(SSE)}") + SSE),
+        ("close", head("200 OK", SSE_HEAD, "Connection: close") + SSE),
+    ],
+)
+def test_the_protocol_with_every_framing_and_split(
+    framing: str, response: bytes, split: str
+) -> None:
+    reads = SPLITS[split](response)
+    if framing == "close":
+        results, _ = exchange_reads([reads], eof=True)
+    else:
+        results, usable = exchange_reads([reads, reads, reads])
+        assert usable
+    for metrics in results:
+        assert metrics.status == "complete", metrics.error
+        assert (metrics.token_chunks, metrics.output_tokens, metrics.prompt_tokens) == (2, 2, 3)
+        assert metrics.chunks == len(EVENTS)
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+def test_the_protocol_with_a_cut_body(split: str) -> None:
+    """The connection ends halfway through a chunked body: truncated, whatever the reads."""
+    whole = head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + chunked(SSE)
+    cut = whole[: len(whole) // 2]
+    [metrics], _ = exchange_reads([SPLITS[split](cut)], eof=True)
+    assert (metrics.status, metrics.error_kind) == ("truncated", "truncated")
+    assert metrics.token_chunks == 1  # the first token arrived before the cut
