@@ -2,7 +2,9 @@
 
 A tiny asyncio server on loopback answers each request with fixed bytes,
 written whole, byte by byte or at random split points; the record of the
-request must not depend on the split.
+request must not depend on the split. The kernel may join the server's writes
+into fewer reads, so the protocol is also fed directly (a fake transport, no
+socket): there every split is exactly the reads the client sees.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import json
 import random
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -57,12 +60,20 @@ def random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
 
 
 def serve(
-    response: bytes, split: str, close: bool = False, requests: int = 1
+    response: bytes,
+    split: str,
+    close: bool = False,
+    requests: int = 1,
+    connections: list[int] | None = None,
 ) -> list[RequestRecord]:
-    """Answer every request with ``response`` (cut by ``split``); return the load's records."""
+    """Answer every request with ``response`` (cut by ``split``); return the load's records.
+
+    ``connections`` gets one item per connection the client opened."""
 
     async def main() -> list[RequestRecord]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if connections is not None:
+                connections.append(1)
             try:
                 while True:
                     request = await reader.readuntil(b"\r\n\r\n")
@@ -101,13 +112,45 @@ def serve(
     ],
 )
 def test_streams_with_every_framing_and_split(framing: str, response: bytes, split: str) -> None:
-    records = serve(response, split, requests=3)  # kept alive: three on one connection
+    opened: list[int] = []
+    records = serve(response, split, requests=3, connections=opened)
+    assert len(opened) == 1  # kept alive: three on one connection
     assert len(records) == 3
     for record in records:
         assert record.status == "complete", record.error
         assert (record.token_chunks, record.output_tokens, record.input_tokens) == (2, 2, 3)
         assert record.chunks == 5
         assert len(record.itl_ms) == 1
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize(
+    "ending", [LAST_CHUNK, b"0\r\nX-Usage: 5\r\nX-Checksum: abc\r\n\r\n"], ids=["plain", "trailers"]
+)
+def test_the_last_chunk_and_trailers_are_read_to_their_end(ending: bytes, split: str) -> None:
+    """Every byte of the last chunk and the trailer section is read before the next request
+    goes out on the connection, however the reads cut them: one connection serves all."""
+    body = chunked(SSE).removesuffix(LAST_CHUNK) + ending
+    response = head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + body
+    opened: list[int] = []
+    records = serve(response, split, requests=3, connections=opened)
+    assert [record.status for record in records] == ["complete"] * 3
+    assert all(record.token_chunks == 2 for record in records)
+    assert len(opened) == 1
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+def test_a_close_inside_the_trailer_section_keeps_the_stream(split: str) -> None:
+    """The server closes after the last chunk's size line: the body itself was whole."""
+    body = chunked(SSE).removesuffix(b"\r\n")
+    response = head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + body
+    opened: list[int] = []
+    records = serve(response, split, close=True, requests=2, connections=opened)
+    assert [record.status for record in records] == ["complete"] * 2
+    assert len(opened) == 2
 
 
 @pytest.mark.parametrize("split", list(SPLITS))
@@ -186,3 +229,109 @@ def test_a_stalled_stream_times_out() -> None:
     [record] = run(main)
     assert (record.status, record.error_kind) == ("error", "timeout")
     assert record.token_chunks == 1  # what arrived before is kept
+
+
+# -- the protocol fed directly: every split is exactly the reads the client sees -------------------
+
+
+class FakeTransport:
+    """What ``_Exchange`` writes to and closes, recorded."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+
+def exchange_reads(responses: list[list[bytes]], eof: bool = False) -> tuple[list[Any], bool]:
+    """Run one request per item of ``responses`` on one ``_Exchange``, each response arriving
+    as the reads given (then the end of the connection, with ``eof``); return each request's
+    metrics and whether the exchange stayed usable."""
+    from streamspec.load._client import _Exchange
+    from streamspec.metrics import StreamMeter
+
+    async def main() -> tuple[list[Any], bool]:
+        exchange = _Exchange()
+        transport = FakeTransport()
+        exchange.connection_made(transport)  # type: ignore[arg-type]
+        results = []
+        for reads in responses:
+            meter = StreamMeter()
+            finished = exchange.start(meter, b"POST / HTTP/1.1\r\n\r\n")
+            for read in reads:
+                exchange.data_received(read)
+            if eof:
+                exchange.eof_received()
+                exchange.connection_lost(None)
+            assert finished.done(), "the response did not settle its request"
+            results.append(meter.result())
+        return results, exchange.reusable and not transport.closed
+
+    return asyncio.run(main())
+
+
+TRAILERS = b"0\r\nX-Usage: 5\r\nX-Checksum: abc\r\n\r\n"
+
+
+@pytest.mark.parametrize("ending", [LAST_CHUNK, TRAILERS], ids=["plain", "trailers"])
+def test_every_cut_of_the_last_chunk_and_trailers(ending: bytes) -> None:
+    """Cut the response in two at every byte of its end: the request settles, complete, only
+    once the message has ended, and the next response on the connection is read as one."""
+    body = chunked(SSE).removesuffix(LAST_CHUNK) + ending
+    response = head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + body
+    tail = len(ending) + 8
+    for cut in range(len(response) - tail, len(response)):
+        first, second = response[:cut], response[cut:]
+        results, usable = exchange_reads([[first, second], [response]])
+        assert [m.status for m in results] == ["complete", "complete"], cut
+        assert [m.token_chunks for m in results] == [2, 2], cut
+        assert usable, cut
+    # One byte per read, twice on the same connection.
+    results, usable = exchange_reads([bytewise(response), bytewise(response)])
+    assert [m.status for m in results] == ["complete", "complete"]
+    assert usable
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize(
+    ("framing", "response"),
+    [
+        ("chunked", head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + chunked(SSE)),
+        ("length", head("200 OK", SSE_HEAD, f"Content-Length: {len(SSE)}") + SSE),
+        ("close", head("200 OK", SSE_HEAD, "Connection: close") + SSE),
+    ],
+)
+def test_the_protocol_with_every_framing_and_split(
+    framing: str, response: bytes, split: str
+) -> None:
+    reads = SPLITS[split](response)
+    if framing == "close":
+        results, _ = exchange_reads([reads], eof=True)
+    else:
+        results, usable = exchange_reads([reads, reads, reads])
+        assert usable
+    for metrics in results:
+        assert metrics.status == "complete", metrics.error
+        assert (metrics.token_chunks, metrics.output_tokens, metrics.prompt_tokens) == (2, 2, 3)
+        assert metrics.chunks == len(EVENTS)
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+def test_the_protocol_with_a_cut_body(split: str) -> None:
+    """The connection ends halfway through a chunked body: truncated, whatever the reads."""
+    whole = head("200 OK", SSE_HEAD, "Transfer-Encoding: chunked") + chunked(SSE)
+    cut = whole[: len(whole) // 2]
+    [metrics], _ = exchange_reads([SPLITS[split](cut)], eof=True)
+    assert (metrics.status, metrics.error_kind) == ("truncated", "truncated")
+    assert metrics.token_chunks == 1  # the first token arrived before the cut

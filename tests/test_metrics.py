@@ -505,9 +505,13 @@ def test_error_kinds(reads: list[bytes], kind: str) -> None:
 
 
 def test_fail_with_transport_errors() -> None:
+    import ssl
+
     for exc, kind in (
         (TimeoutError("slow"), "timeout"),
         (ConnectionResetError("reset"), "connection"),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "tls"),
+        (ssl.SSLError(1, "wrong version number"), "tls"),
     ):
         meter = StreamMeter()
         meter.fail_with(exc)

@@ -58,6 +58,7 @@ gaps in C.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -235,8 +236,9 @@ class StreamMetrics(msgspec.Struct, kw_only=True, frozen=True):
       ``(output_tokens - 1) / (E2EL - TTFT)``, i.e. ``1000 / tpot_ms``.
     * ``error_kind``: for a failed stream, what failed: ``"server_error"`` (the
       server reported an error in the stream), ``"malformed"``, ``"too_large"``,
-      ``"truncated"``, ``"http_<status>"``, ``"connection"``, ``"timeout"``, or
-      what the caller passed to :meth:`StreamMeter.fail`.
+      ``"truncated"``, ``"http_<status>"``, ``"connection"``, ``"tls"`` (a TLS
+      handshake or certificate verification failed), ``"timeout"``, or what the
+      caller passed to :meth:`StreamMeter.fail`.
     """
 
     status: StreamStatus
@@ -281,7 +283,7 @@ class StreamMetrics(msgspec.Struct, kw_only=True, frozen=True):
 
 
 def error_kind(exc: BaseException) -> str:
-    """The ``error_kind`` of a failure: a streamspec error, a timeout or a connection error."""
+    """The ``error_kind`` of a failure: a streamspec error, a timeout, a TLS or connection error."""
     if isinstance(exc, StreamError):
         return "server_error"
     if isinstance(exc, MalformedEventError):
@@ -298,6 +300,9 @@ def error_kind(exc: BaseException) -> str:
         return {"connect": "connection", "timeout": "timeout", "broken": "truncated"}[transport]
     if isinstance(exc, TimeoutError):
         return "timeout"
+    ssl = sys.modules.get("ssl")  # not imported: exc cannot be one of its errors
+    if ssl is not None and isinstance(exc, ssl.SSLError):  # aiohttp's TLS errors are ones too
+        return "tls"
     if isinstance(exc, OSError | ConnectionError | EOFError):
         return "connection"
     name = type(exc).__name__
@@ -435,8 +440,9 @@ class StreamMeter:
         self._status: StreamStatus | None = None
         self._closed = False
         self._simple = kind == "chat"  # feed() may take its one-chunk shortcut
-        if kind == "completions":
-            self._observe = self._observe_legacy  # type: ignore[method-assign]
+        # _observe reads this flag rather than the meter holding its own bound _observe_legacy:
+        # that would be a reference cycle, leaving a dropped meter to the cycle collector.
+        self._legacy = kind == "completions"
         # With the accelerator the decoder meters itself (see the class docstring).
         self._late: list[int] = []  # readings of the token chunks the decoder handed to _note
         self._metered = hasattr(self.decoder, "set_meter")
@@ -541,6 +547,9 @@ class StreamMeter:
             self._observe([item], reading)
 
     def _observe(self, chunks: list[Any], now: int) -> None:
+        if self._legacy:
+            self._observe_legacy(chunks, now)
+            return
         if self._first_chunk is None or now < self._first_chunk:
             self._first_chunk = now
         tokens = chars = 0

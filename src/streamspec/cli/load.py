@@ -4,7 +4,10 @@ No extra is needed; ``streamspec[load]`` adds uvloop (used when installed) and
 aiohttp (``--client aiohttp``), ``streamspec[plot]`` matplotlib (``--plot``).
 
 Prints the summary table (vLLM ``bench serve``'s layout) on stdout at the
-end; while it runs, a progress line on stderr (a terminal only). See
+end, then on stderr one line per kind of failure (its count and the first
+such request's error); while it runs, a progress line on stderr (a terminal
+only). ``https://`` servers are verified against the system's CAs;
+``--ca-file`` trusts a private CA, ``--insecure`` skips verification. See
 :mod:`streamspec.load.generator` for the scheduling and
 :mod:`streamspec.load.summary` for every figure.
 """
@@ -97,6 +100,19 @@ def add_parser(commands: Any) -> None:
         default="streamspec",
         help="HTTP client: streamspec's own asyncio protocol (default) or aiohttp",
     )
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--ca-file",
+        metavar="PEM",
+        help="https: trust the CA certificates in this PEM file instead of the system's "
+        "(a private CA)",
+    )
+    tls.add_argument(
+        "-k",
+        "--insecure",
+        action="store_true",
+        help="https: verify neither the certificate nor the host name (self-signed test servers)",
+    )
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
     parser.set_defaults(func=run)
 
@@ -108,6 +124,20 @@ def _progress_line(progress: Any, total: int | None) -> str:
         f"{state}: {progress.finished}{of} done, {progress.in_flight} in flight, "
         f"{progress.failed} failed, {progress.output_tokens} tokens"
     )
+
+
+def _failure_lines(records: Any) -> list[str]:
+    """One line per kind of failure: how many, and the first one's message (the table only
+    counts them)."""
+    first: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.status == "complete":
+            continue
+        kind = record.error_kind or record.status
+        counts[kind] = counts.get(kind, 0) + 1
+        first.setdefault(kind, record.error or "")
+    return [f"{kind} ({counts[kind]}): {message}" for kind, message in first.items()]
 
 
 def _endpoint(url: str, endpoint: str) -> tuple[Any, str]:
@@ -180,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         ramp_up=args.ramp_up,
         client=args.client,
+        ca_file=args.ca_file,
+        insecure=args.insecure,
     )
     if args.plot:  # fail before the run, not after it
         try:
@@ -212,6 +244,9 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize_records(outcome.records, percentiles=percentiles, slos=slos)
     sys.stdout.write(format_summary(summary))
     sys.stdout.flush()
+    failures = _failure_lines(outcome.records)
+    if failures:
+        sys.stderr.write("".join(f"failed: {line}\n" for line in failures))
     metadata = {
         "backend": "openai-chat" if config.endpoint == "chat" else "openai",
         "endpoint": args.url,

@@ -16,6 +16,7 @@ The generator, the aiohttp client and the plots import their extras only when us
 from __future__ import annotations
 
 from .._extras import MissingExtraError
+from ._client import tls_context
 from .generator import LoadConfig, LoadProgress, LoadRun, run, run_load
 from .plots import plot_records
 from .records import RequestRecord, read_records, record_from_meter, write_records
@@ -41,6 +42,7 @@ __all__ = [
     "run",
     "run_load",
     "summarize_records",
+    "tls_context",
     "write_csv",
     "write_records",
     "write_result",

@@ -12,14 +12,21 @@ bytes arrive, with no task switch in between.
 What it speaks: one request at a time per connection (keep-alive, reused by
 the slot that opened it), ``POST`` with a ``Content-Length`` body, responses
 framed by ``Transfer-Encoding: chunked``, ``Content-Length`` or the end of the
-connection; TLS for ``https://``. No proxies, redirects or compression
-(requests say ``Accept-Encoding: identity``).
+connection; TLS for ``https://`` (see :func:`tls_context`: the system's CAs, a
+CA file, or no verification). No proxies, redirects or compression (requests
+say ``Accept-Encoding: identity``).
+
+A failed TLS handshake fails the request with ``error_kind`` ``"tls"`` and
+says why (the certificate verification's reason, or the handshake's); a TLS
+connection that ends mid-body, with or without the TLS close alert, fails it
+as ``"truncated"``, keeping what arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +34,7 @@ from urllib.parse import urlsplit
 from ..errors import Error
 from ..metrics import StreamMeter
 
-__all__ = ["Connection", "Target", "http_failure"]
+__all__ = ["Connection", "Target", "http_failure", "tls_context", "tls_failure"]
 
 _MAX_HEAD = 64 << 10
 _MAX_ERROR_BODY = 64 << 10
@@ -42,10 +49,55 @@ def http_failure(status: int, body: bytes, content_type: str = "") -> str:
     return HTTPStatusError(status, error).message
 
 
-class Target:
-    """Where requests go: host, port, TLS, and the request head for a path."""
+def tls_context(
+    ca_file: str | os.PathLike[str] | None = None, insecure: bool = False
+) -> ssl.SSLContext:
+    """The TLS client context for ``https://`` targets.
 
-    def __init__(self, url: str, headers: dict[str, str], connect_timeout: float = 60.0) -> None:
+    By default the server's certificate must chain to a CA the system trusts
+    (OpenSSL's default store; the ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``
+    environment variables replace it) and name the URL's host, which is also
+    sent as SNI (host names only: an IP address is checked, not sent).
+    ``ca_file``: trust the CA certificates of this PEM file instead (a private
+    CA). ``insecure``: check neither the certificate nor the host name (a
+    self-signed test server; the traffic is still encrypted). ALPN offers
+    ``http/1.1``, the only protocol spoken.
+
+    Raises :class:`ValueError` with the reason when ``ca_file`` cannot be read
+    or holds no certificate, or when both options are given.
+    """
+    if insecure and ca_file is not None:
+        raise ValueError("a CA file and insecure (no verification) contradict each other")
+    try:
+        context = ssl.create_default_context(cafile=None if ca_file is None else os.fspath(ca_file))
+    except ssl.SSLError as exc:  # before OSError, its base
+        reason = exc.reason or str(exc)
+        raise ValueError(
+            f"CA file {ca_file}: no PEM certificate could be loaded ({reason})"
+        ) from None
+    except OSError as exc:
+        raise ValueError(f"CA file {ca_file}: {exc.strerror or exc}") from None
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class Target:
+    """Where requests go: host, port, TLS, and the request head for a path.
+
+    ``ssl_context`` is the TLS context of an ``https://`` URL (default:
+    :func:`tls_context`, the system's CAs); it is ignored for ``http://``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        connect_timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.connect_timeout = connect_timeout
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -54,11 +106,13 @@ class Target:
         self.tls = parts.scheme == "https"
         self.port = parts.port or (443 if self.tls else 80)
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]
+        host = self.authority = parts.netloc.rpartition("@")[2]
         lines = [f"POST {self.path} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self.head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
-        self.ssl: ssl.SSLContext | None = ssl.create_default_context() if self.tls else None
+        self.ssl: ssl.SSLContext | None = None
+        if self.tls:
+            self.ssl = ssl_context if ssl_context is not None else tls_context()
 
     def request(self, body: bytes) -> bytes:
         """The whole request for ``body`` (built once per body, reused for every send)."""
@@ -81,7 +135,9 @@ class _Exchange(asyncio.Protocol):
         self._in_head = True
         self._status = 0
         self._framing = "close"  # "chunked", "length" or "close"
-        self._left = 0  # chunked: bytes left in the chunk (-1: its CRLF); length: bytes left
+        # chunked: bytes left in the chunk (-1: its CRLF; -2: the trailer section after the last
+        # chunk); length: bytes left
+        self._left = 0
         self._pending = bytearray()  # chunked framing cut between reads
         self._error_body: bytearray | None = None
         self._fast = False  # the body is a chunked event stream: data_received's shortcut
@@ -224,6 +280,18 @@ class _Exchange(asyncio.Protocol):
                     self._pending += data[position:]
                     return
                 position, self._left = position + 2, 0
+            elif left == -2:  # after the last chunk: trailer fields (ignored), then an empty line
+                line_end = data.find(b"\r\n", position)
+                if line_end < 0:
+                    if end - position > _MAX_HEAD:
+                        self._fail("the trailer section is too large", "protocol")
+                        return
+                    self._pending += data[position:]
+                    return
+                if line_end == position:  # the message ends; the connection can serve the next
+                    self._complete()
+                    return
+                position = line_end + 2
             else:  # a chunk-size line
                 line_end = data.find(b"\r\n", position)
                 if line_end < 0:
@@ -238,10 +306,9 @@ class _Exchange(asyncio.Protocol):
                     self._fail("bad chunked framing", "protocol")
                     return
                 position = line_end + 2
-                if size == 0:  # the last chunk (trailers, if any, are ignored)
-                    self._complete()
-                    return
-                self._left = size
+                # The last chunk: the message ends with the trailer section, read before the
+                # request settles, so that no byte of it is taken for the next response.
+                self._left = size if size else -2
 
     def _complete(self) -> None:
         """The body ended as its framing said: settle the request."""
@@ -265,7 +332,9 @@ class _Exchange(asyncio.Protocol):
         meter = self.meter
         if meter is None:
             return
-        if self._framing == "close" and not self._in_head:
+        if not self._in_head and (
+            self._framing == "close" or (self._framing == "chunked" and self._left == -2)
+        ):  # the body ended as framed (a chunked one may lack the end of its trailer section)
             self._complete()
             return
         if self._in_head and not self._head and self.reused:
@@ -294,6 +363,7 @@ class _Exchange(asyncio.Protocol):
 
     def _settle(self) -> None:
         self.meter = None
+        self._feed = None  # nor keep the meter's decoder alive until the next request
         self._fast = False
         finished, self.finished = self.finished, None
         if finished is not None and not finished.done():
@@ -330,6 +400,20 @@ class _Exchange(asyncio.Protocol):
         self._settle()
 
 
+def tls_failure(exc: ssl.SSLError, authority: str) -> str:
+    """The one-line message of a failed TLS handshake with ``authority`` (``host:port``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = (exc.verify_message or exc.reason or str(exc)).rstrip(".")
+        return (
+            f"TLS: the certificate of {authority} was not accepted: {reason} "
+            "(a private CA: --ca-file FILE; a self-signed test server: --insecure)"
+        )
+    reason = exc.reason or str(exc)
+    if reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"):
+        reason += ": the server does not seem to speak TLS (an http:// server?)"
+    return f"TLS: the handshake with {authority} failed: {reason}"
+
+
 class Connection:
     """A keep-alive connection to ``target``, opened on first use and reopened when closed."""
 
@@ -361,7 +445,11 @@ class Connection:
             try:
                 _, protocol = await asyncio.wait_for(opening, target.connect_timeout)
             except asyncio.TimeoutError:
-                meter.fail(f"no connection within {target.connect_timeout:g} s", "error", "timeout")
+                what = "connection and TLS handshake" if target.tls else "connection"
+                meter.fail(f"no {what} within {target.connect_timeout:g} s", "error", "timeout")
+                return
+            except ssl.SSLError as exc:  # before OSError, its base
+                meter.fail(tls_failure(exc, target.authority), "error", "tls")
                 return
             except OSError as exc:
                 meter.fail(f"{type(exc).__name__}: {exc}", "error", "connection")

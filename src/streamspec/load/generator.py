@@ -20,6 +20,11 @@ protocol layer (:mod:`streamspec.load._client`: no extra needed), which meters
 each read inside the protocol callback; ``client="aiohttp"`` (extra ``load``)
 goes through aiohttp, about 1.6x the CPU per token, and httpx costs several
 times more. uvloop is used when installed (see :func:`run`).
+
+``https://`` URLs are verified against the system's CAs by default;
+``ca_file`` trusts a private CA instead, ``insecure`` skips verification and
+``ssl_context`` takes a context as it is (see :func:`~streamspec.load.tls_context`).
+A handshake that fails fails its request with ``error_kind`` ``"tls"``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import asyncio
 import json
 import math
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +43,7 @@ from urllib.parse import urlsplit
 from .._extras import require
 from ..errors import Error
 from ..metrics import StreamKind, StreamMeter
-from ._client import Connection, Target, http_failure
+from ._client import Connection, Target, http_failure, tls_context, tls_failure
 from .records import RequestRecord, record_from_meter
 
 __all__ = [
@@ -112,6 +118,22 @@ class LoadConfig:
     """Fixed concurrency: start the slots evenly over this many seconds (0: all at once)."""
     client: Literal["streamspec", "aiohttp"] = "streamspec"
     """The HTTP client: streamspec's own asyncio protocol (the cheapest per token) or aiohttp."""
+    ca_file: str | None = None
+    """``https://``: trust the CA certificates of this PEM file instead of the system's."""
+    insecure: bool = False
+    """``https://``: verify neither the certificate nor the host name (self-signed test servers)."""
+    ssl_context: ssl.SSLContext | None = None
+    """``https://``: this TLS context as it is (client certificates, ciphers...), for both
+    clients; give it alone, without ``ca_file`` or ``insecure``."""
+
+    def tls(self) -> ssl.SSLContext:
+        """The run's TLS context: ``ssl_context``, else :func:`streamspec.load.tls_context` of
+        ``ca_file`` and ``insecure`` (:class:`ValueError` for a bad CA file)."""
+        if self.ssl_context is not None:
+            if self.ca_file is not None or self.insecure:
+                raise ValueError("give ssl_context alone, or ca_file / insecure, not both")
+            return self.ssl_context
+        return tls_context(self.ca_file, self.insecure)
 
     def requests_to_send(self) -> int | None:
         """``num_requests``, 100 when neither it nor ``duration`` is set, None for a duration."""
@@ -232,7 +254,8 @@ class _Runner:
         self.headers = headers
         self.kind = config.endpoint
         self.session: Any = None
-        self.target = Target(self.url, headers, config.timeout)
+        self.ssl = config.tls()
+        self.target = Target(self.url, headers, config.timeout, self.ssl)
         if config.client == "streamspec":
             bodies = [self.target.request(body) for body in bodies]
         self.bodies = bodies
@@ -295,6 +318,12 @@ class _Runner:
                     meter.close()
         except Error:
             pass  # the meter recorded it
+        except aiohttp.ClientSSLError as exc:  # worded as the own client words it
+            cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
+            if isinstance(cause, ssl.SSLError):
+                meter.fail(tls_failure(cause, self.target.authority), "error", "tls")
+            else:
+                meter.fail_with(exc)
         except aiohttp.ClientPayloadError as exc:  # the body was cut: no [DONE] will come
             meter.fail(f"the stream was cut: {exc}", "truncated", "truncated")
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -399,7 +428,7 @@ async def run_load(config: LoadConfig, progress: LoadProgress | None = None) -> 
     watchdog = None
     if config.client == "aiohttp":
         aiohttp = _aiohttp()
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, ssl=runner.ssl)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.timeout, sock_read=config.timeout
         )
