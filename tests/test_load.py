@@ -297,6 +297,27 @@ def test_cli_endpoint_as_a_path(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Successful requests:                     2" in capsys.readouterr().out
 
 
+def test_cli_exit_status_says_whether_requests_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = MockServer(ttft=0.001, itl=0.001, tokens=3, error_every=2)
+    result = tmp_path / "r.json"
+    with server.run_in_thread():
+        command = ["load", server.base_url, "--model", "m", "-c", "1", "-n", "4",
+                   "--save-result", str(result)]  # fmt: skip
+        assert main(command) == 1
+        failed = capsys.readouterr()
+        assert json.loads(result.read_text())["failed"] == 2  # the outputs are written first
+        assert main([*command, "--allow-failures"]) == 0
+        allowed = capsys.readouterr()
+    assert failed.err.startswith("failed: http_500 (2): HTTP 500: mock failure")
+    assert allowed.err == failed.err
+    healthy = MockServer(ttft=0.001, itl=0.001, tokens=3)
+    with healthy.run_in_thread():
+        assert main(["load", healthy.base_url, "--model", "m", "-c", "1", "-n", "2"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_cli_load_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["load", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
     assert "--concurrency" in capsys.readouterr().err

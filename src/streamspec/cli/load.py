@@ -114,6 +114,11 @@ def add_parser(commands: Any) -> None:
         help="https: verify neither the certificate nor the host name (self-signed test servers)",
     )
     parser.add_argument("--no-uvloop", action="store_true", help="use asyncio's own loop")
+    parser.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="exit 0 even when requests failed (by default any failed request makes it 1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -270,4 +275,5 @@ def run(args: argparse.Namespace) -> int:
         from ..load import plot_records
 
         plot_records(outcome.records, args.plot)
-    return 0
+    # Every output is written first: a failed run is still measured and kept.
+    return 1 if failures and not args.allow_failures else 0
