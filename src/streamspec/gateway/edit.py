@@ -70,44 +70,55 @@ class StreamEditor:
         Only top-level members are edited (a ``usage`` or ``model`` key inside
         a choice or a vendor object is relayed as it came). The usual chunk is
         edited without decoding anything: OpenAI's ``,"usage":null`` is the
-        only ``"usage"`` in the payload and at most one ``}``/``]`` follows it
-        (the payload's own ``}``), which proves it is at the top level; its
-        ``"model":"..."`` is the only ``"model"`` and at most one ``{``/``[``
-        precedes it (the payload's own ``{``). See
-        :mod:`streamspec.gateway.splice` for why such counts are a proof. Any
-        other shape is decoded into :class:`_Shape` first, which says whether
-        the top level has the member at all.
+        only ``"usage"`` in the payload and the first ``}`` after it is the
+        payload's last byte, which proves it is a member of the top-level
+        object; its ``"model":"..."`` is the only ``"model"`` and the last
+        ``{`` before it is the payload's first byte. See
+        :mod:`streamspec.gateway.splice` for why that is a proof. Any other
+        shape is decoded into :class:`_Shape` first, which says whether the
+        top level has the member at all.
         """
         model = self.model
+        # Without a backslash in the payload, no key is spelled with escapes (one memchr).
+        escapes = 92 in payload  # a backslash
         if self.strip_usage:
-            at = payload.rfind(_USAGE_KEY)
+            at = payload.find(_USAGE_KEY)
             if at >= 0:
                 end = at + 12
                 if not (
                     payload[at - 1] == 44  # a comma before it: the quote opens a key
                     and payload.startswith(b":null", at + 7)  # compact JSON, as OpenAI writes it
-                    and payload.count(b"}", end) + payload.count(b"]", end) == 1
-                    and payload.find(_USAGE_KEY, 0, at) < 0
-                    and not has_other_spelling(payload, "usage")
+                    # Its object closes at the payload's last byte: it is the top-level object.
+                    and payload.find(b"}", end) == len(payload) - 1
+                    and payload.find(_USAGE_KEY, end) < 0
+                    and not (escapes and has_other_spelling(payload, "usage"))
                 ):
                     return self._decoded(payload)
                 payload = payload[: at - 1] + payload[end:]
-            elif has_other_spelling(payload, "usage"):
+            elif escapes and has_other_spelling(payload, "usage"):
                 return self._decoded(payload)
         if model is None:
             return payload
         at = payload.find(_MODEL_KEY)
         if at < 0:
-            return self._decoded(payload) if has_other_spelling(payload, "model") else payload
+            if escapes and has_other_spelling(payload, "model"):
+                return self._decoded(payload)
+            return payload
         if payload.startswith(b':"', at + 7):  # compact JSON
             close = payload.find(b'"', at + 9)
             if (
                 close > 0
-                and payload.find(b"\\", at + 9, close) < 0  # the value has no escapes
-                and payload[at - 1] != 92  # the quote opens a string: it is a key
-                and payload.count(b"{", 0, at) + payload.count(b"[", 0, at) == 1
+                # Its object opens at the payload's first byte: it is the top-level object.
+                and payload.rfind(b"{", 0, at) == 0
                 and payload.find(_MODEL_KEY, close) < 0
-                and not has_other_spelling(payload, "model")
+                and not (
+                    escapes
+                    and (
+                        payload[at - 1] == 92  # the quote is escaped: not a key
+                        or payload.find(b"\\", at + 9, close) >= 0  # the value has escapes
+                        or has_other_spelling(payload, "model")
+                    )
+                )
             ):
                 return payload[: at + 8] + model + payload[close + 1 :]
         return self._decoded(payload)
@@ -137,7 +148,7 @@ class StreamEditor:
             region[:5] == b"data:"
             and region.find(b"\n") == len(region) - 2
             and region[-1] == 10
-            and b"\r" not in region
+            and 13 not in region  # no CR: the line ends are LF
         ):
             # The usual read: one event of one data line.
             start = 6 if region[5] == 32 else 5

@@ -18,14 +18,14 @@ How a member is found (the payload is one valid JSON object):
    (``"usage"``) occurs once in the payload and no other spelling of it (with
    ``\\uXXXX`` escapes) occurs at all, that occurrence is the only candidate.
    Not preceded by a backslash, it is a string token (a ``"`` closing a string
-   cannot be followed by a letter); followed by ``:``, it is a key. Its depth
-   is proven by counting bytes, strings included: at most one ``{``/``[`` before
-   it (the payload's own ``{``) means it is at depth 1, and so does at most one
-   ``}``/``]`` after its value (the payload's own ``}``: a nested member would
-   be followed by the closers of its enclosing containers too). Brackets inside
-   strings only make these counts larger, so they can fail the proof, never
-   fake it. A caller that decoded the payload and knows the top level has the
-   key passes the raw value and needs no depth proof.
+   cannot be followed by a letter); followed by ``:``, it is a key, so an
+   object encloses it, opened by a ``{`` before it and closed by a ``}`` after
+   its value, both outside strings. When the last ``{`` before the key is the
+   payload's first byte (bar whitespace), or the first ``}`` after its value
+   is the payload's last, that object is the payload itself: the member is at
+   the top level. A bracket inside a string can only make such a test fail,
+   never pass wrongly. A caller that decoded the payload and knows the top
+   level has the key passes the raw value and needs no such proof.
 2. **Otherwise**, the payload's top level is walked token by token (strings,
    brackets, commas and colons; a string's escapes never confuse it), which
    finds every top-level member of that name, escaped spellings and
@@ -119,9 +119,13 @@ def _single(payload: bytes, key: str, value: msgspec.Raw | None) -> list[Span] |
     end = _value_end(payload, start)
     if end is None:
         return None
-    if payload.count(b"{", 0, at) + payload.count(b"[", 0, at) == 1 or (
-        payload.count(b"}", end) + payload.count(b"]", end) == 1
-    ):
+    # The key's own object is the top-level one when it opens at the payload's first "{"
+    # (nothing but whitespace before it) or closes at its last "}" (whitespace after it).
+    opening = payload.find(b"{")
+    if payload.rfind(b"{", 0, at) == opening and not payload[:opening].strip(_WS):
+        return [(at, start, end)]
+    closing = payload.rfind(b"}")
+    if payload.find(b"}", end) == closing and not payload[closing + 1 :].strip(_WS):
         return [(at, start, end)]
     return None
 
