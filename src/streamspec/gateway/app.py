@@ -21,7 +21,6 @@ import anyio.lowlevel
 import httpx
 import msgspec
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -78,7 +77,6 @@ def error_response(
     kind: str,
     code: str | None = None,
     headers: Mapping[str, str] | None = None,
-    background: BackgroundTask | None = None,
 ) -> Response:
     """An OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
     body = _encode({"error": {"message": message, "type": kind, "param": None, "code": code}})
@@ -87,7 +85,6 @@ def error_response(
         status_code=status,
         media_type="application/json",
         headers=dict(headers or {}),
-        background=background,
     )
 
 
