@@ -14,17 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
+import anyio.lowlevel
 import httpx
 import msgspec
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from ..accumulate import ChunkAccumulator
 from ..accumulate_completions import CompletionAccumulator
@@ -76,7 +77,6 @@ def error_response(
     kind: str,
     code: str | None = None,
     headers: Mapping[str, str] | None = None,
-    background: BackgroundTask | None = None,
 ) -> Response:
     """An OpenAI-shaped error: ``{"error": {"message", "type", "param", "code"}}``."""
     body = _encode({"error": {"message": message, "type": kind, "param": None, "code": code}})
@@ -85,7 +85,6 @@ def error_response(
         status_code=status,
         media_type="application/json",
         headers=dict(headers or {}),
-        background=background,
     )
 
 
@@ -110,6 +109,64 @@ def _bearer(request: Request) -> str | None:
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+class _Plan(NamedTuple):
+    """An admitted request: what goes upstream, and what the client is to see."""
+
+    content: bytes  # the body sent upstream
+    headers: dict[str, str]  # the headers sent upstream
+    shown: str | None  # the model the client sees in the answer (None: the upstream's)
+    strip_usage: bool  # the client did not ask for usage in its stream
+    api_key: str | None  # the credential from on_request, if any
+
+
+class _Reply:
+    """The client's side of one exchange: whether a response started, and its end.
+
+    :meth:`whole` sends a whole response: its start and body, then two loop
+    steps, then the end. A client that left while the body was being written
+    is reported by the server (``http.disconnect``) within those steps, to a
+    watcher that sees ``finishing`` still False; the end message itself wakes
+    the watcher too, so ``finishing`` is set before it is sent. Once the end
+    is sent, an answer still without an outcome is ``complete``.
+    """
+
+    __slots__ = ("exchange", "finishing", "send", "started")
+
+    def __init__(self, send: Send, exchange: Exchange) -> None:
+        self.send = send
+        self.exchange = exchange
+        self.started = False
+        self.finishing = False
+
+    async def whole(self, response: Response) -> None:
+        exchange = self.exchange
+        send = self.send
+        self.started = True
+        exchange.http_status = response.status_code
+        await send(
+            {"type": "http.response.start", "status": response.status_code,
+             "headers": response.raw_headers}
+        )  # fmt: skip
+        await send({"type": "http.response.body", "body": response.body, "more_body": True})
+        await anyio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
+        self.finishing = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if exchange.status is None:
+            exchange.status = "complete" if response.status_code < 400 else "error"
+
+
+class _Proxied:
+    """The ASGI app of a proxied route (``/v1/chat/completions``, ``/v1/completions``)."""
+
+    def __init__(self, gateway: Gateway, endpoint: Endpoint) -> None:
+        self.gateway = gateway
+        self.endpoint: Endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.gateway.serve(scope, receive, send, self.endpoint)
 
 
 class Gateway:
@@ -145,6 +202,8 @@ class Gateway:
         )  # fmt: skip
         self._client = client
         self._own_client = client is None
+        self._live = 0  # proxied requests not yet recorded
+        self._drained: anyio.Event | None = None
 
     # -- shared pieces ---------------------------------------------------------------------------
 
@@ -156,6 +215,18 @@ class Gateway:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=100),
             )
         return self._client
+
+    async def drain(self) -> None:
+        """Wait until every proxied request has delivered its record.
+
+        At shutdown the server cancels the requests still running (uvicorn,
+        past ``timeout_graceful_shutdown``) and then runs the app's lifespan
+        shutdown, which awaits this: each cancelled request still records how
+        it ended before the event loop stops.
+        """
+        if self._live:
+            self._drained = anyio.Event()
+            await self._drained.wait()
 
     async def aclose(self) -> None:
         if self._own_client and self._client is not None:
@@ -205,14 +276,6 @@ class Gateway:
 
     # -- routes ----------------------------------------------------------------------------------
 
-    async def chat_completions(self, request: Request) -> Response:
-        """``POST /v1/chat/completions``."""
-        return await self.handle(request, "chat.completions")
-
-    async def completions(self, request: Request) -> Response:
-        """``POST /v1/completions`` (legacy)."""
-        return await self.handle(request, "completions")
-
     async def healthz(self, request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -254,24 +317,83 @@ class Gateway:
 
     # -- proxied requests ------------------------------------------------------------------------
 
-    async def handle(self, request: Request, endpoint: Endpoint) -> Response:
+    async def serve(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+        """One proxied request, from its first byte to its record (delivered exactly once).
+
+        Whatever ends it (an answer, a refusal, the client leaving, a gateway
+        failure, the server cancelling the task), the record is delivered in
+        the ``finally`` below, if the stream relay has not delivered it already.
+        """
         exchange = Exchange(self, endpoint)
+        reply = _Reply(send, exchange)
+        self._live += 1
         try:
-            response = await self._handle(request, exchange)
+            admitted = await self._admit(Request(scope, receive), exchange)
+            if isinstance(admitted, Response):
+                await reply.whole(admitted)
+            else:
+                await self._proxy(exchange, admitted, scope, receive, reply)
+        except anyio.get_cancelled_exc_class():  # the server cancelled it (shutting down)
+            exchange.fail("error", "gateway", "the gateway cancelled the request (shutting down?)")
+            raise
         except Exception as exc:
             logger.exception("the gateway failed on a %s request", endpoint)
             exchange.fail("error", "gateway", f"the gateway failed: {exc!r}")
-            response = error_response(500, "the gateway failed", "server_error")
-        if isinstance(response, StreamRelay):
-            exchange.http_status = 200
-            return response  # it reports when the stream ends
-        exchange.http_status = response.status_code
-        if exchange.status is None:
-            exchange.status = "complete" if response.status_code < 400 else "error"
-        response.background = BackgroundTask(exchange.finish)
-        return response
+            if not reply.started:
+                await reply.whole(error_response(500, "the gateway failed", "server_error"))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await exchange.finish()
+            self._live -= 1
+            if not self._live and self._drained is not None:
+                self._drained.set()
 
-    async def _handle(self, request: Request, exchange: Exchange) -> Response:
+    async def _proxy(
+        self, exchange: Exchange, plan: _Plan, scope: Scope, receive: Receive, reply: _Reply
+    ) -> None:
+        """Ask the upstream, answer the client; the upstream request closes at once if it leaves.
+
+        While the upstream is asked and a whole answer sent, a watcher waits for
+        the server's ``http.disconnect``; a streamed answer is handed over to
+        :class:`StreamRelay`, which watches for itself.
+        """
+        gone = False
+        relay: StreamRelay | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                nonlocal gone
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                if not reply.finishing:  # not the end of our own response
+                    gone = True
+                    group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            # One loop step: a client that left already (during on_request, say) is seen
+            # before anything goes upstream.
+            await anyio.lowlevel.checkpoint()
+            answer = await self._upstream(exchange, plan)
+            if isinstance(answer, StreamRelay):
+                relay = answer
+            else:
+                await reply.whole(answer)
+            group.cancel_scope.cancel()
+        if gone:
+            if relay is not None:
+                with anyio.CancelScope(shield=True):
+                    await relay.upstream.aclose()
+            exchange.fail("client_disconnected", "client_disconnected", "the client disconnected")
+            if not reply.started:
+                exchange.http_status = 499  # the client got nothing (nginx's "client closed")
+            return
+        if relay is not None:
+            reply.started = True
+            exchange.http_status = 200
+            await relay(scope, receive, reply.send)  # it records how the stream ended
+
+    async def _admit(self, request: Request, exchange: Exchange) -> Response | _Plan:
+        """Read and check the request, ask ``on_request``: a refusal, or what to send upstream."""
         settings = self.settings
         try:
             body = await _read_body(request, settings.max_body_size)
@@ -325,12 +447,24 @@ class Gateway:
         shown = self.rewrite_model
         if shown is None and upstream_model != model:
             shown = model  # the client keeps seeing the name it asked for
+        return _Plan(
+            content=content,
+            headers=self.headers(request, stream, api_key),
+            shown=shown,
+            strip_usage=not head.include_usage,
+            api_key=api_key,
+        )
+
+    async def _upstream(self, exchange: Exchange, plan: _Plan) -> Response:
+        """Send ``plan`` upstream: the relay of its stream, or the whole answer for the client."""
+        settings = self.settings
+        stream = exchange.stream
+        shown, api_key = plan.shown, plan.api_key
         client = self.client()
         path = "/chat/completions" if exchange.endpoint == "chat.completions" else "/completions"
         upstream_request = client.build_request(
-            "POST", self.base_url + path, content=content,
-            headers=self.headers(request, stream, api_key),
-        )  # fmt: skip
+            "POST", self.base_url + path, content=plan.content, headers=plan.headers
+        )
         upstream: httpx.Response | None = None
         try:
             with anyio.fail_after(settings.total_timeout):
@@ -349,7 +483,7 @@ class Gateway:
             exchange.request_id = request_id(headers)
             content_type = upstream.headers.get("content-type", "")
             if stream and upstream.status_code == 200 and "json" not in content_type:
-                relay = self._relay(exchange, upstream, headers, shown, not head.include_usage)
+                relay = self._relay(exchange, upstream, headers, shown, plan.strip_usage)
                 handed_over = True
                 return relay
             try:
@@ -364,7 +498,8 @@ class Gateway:
             return self._whole(exchange, upstream, data, headers, shown, api_key)
         finally:
             if not handed_over:
-                await upstream.aclose()
+                with anyio.CancelScope(shield=True):  # closed even when the client left
+                    await upstream.aclose()
 
     def _relay(
         self,
@@ -446,8 +581,7 @@ class Gateway:
         if shown is not None:
             response.model = shown
             data = edit_response(data, shown)
-        exchange.response = response
-        exchange.status = "complete"
+        exchange.response = response  # complete once it reached the client (see _Reply)
         return Response(data, status_code=200, headers=_header_dict(headers), media_type=media_type)
 
     def _as_stream(
@@ -495,7 +629,6 @@ class Gateway:
         events += b"data: [DONE]\n\n"
         exchange.response = response
         exchange.chunks = 1
-        exchange.status = "complete"
         return Response(
             bytes(events), status_code=200, headers=_header_dict(headers),
             media_type="text/event-stream; charset=utf-8",
@@ -667,11 +800,12 @@ def create_app(
         try:
             yield
         finally:
+            await gateway.drain()
             await gateway.aclose()
 
     routes = [
-        Route("/v1/chat/completions", gateway.chat_completions, methods=["POST"]),
-        Route("/v1/completions", gateway.completions, methods=["POST"]),
+        Route("/v1/chat/completions", _Proxied(gateway, "chat.completions"), methods=["POST"]),
+        Route("/v1/completions", _Proxied(gateway, "completions"), methods=["POST"]),
         Route("/v1/models", gateway.models, methods=["GET"]),
         Route("/v1/models/{model:path}", gateway.models, methods=["GET"]),
         Route("/healthz", gateway.healthz, methods=["GET"]),

@@ -23,7 +23,7 @@ import re
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .splice import remove_member, replace_member
+from .splice import has_other_spelling, remove_member, replace_member
 
 __all__ = ["StreamEditor", "edit_response"]
 
@@ -43,10 +43,6 @@ class _Shape(msgspec.Struct, gc=False):
 
 _decode_shape = msgspec.json.Decoder(_Shape).decode
 _EMPTY_LIST = re.compile(rb"\[[ \t\r\n]*\]")
-# A top-level "usage": null, or "model": "...", when the key appears once in the payload
-# (the quoted key can only be a string token: once, and at the top level, it is the key).
-_USAGE_NULL = re.compile(rb'"usage"[ \t\r\n]*:[ \t\r\n]*null')
-_MODEL_STRING = re.compile(rb'"model"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*(?:\\.[^"\\]*)*)"')
 
 
 class StreamEditor:
@@ -71,65 +67,89 @@ class StreamEditor:
     def payload(self, payload: bytes) -> bytes | None:
         """One event's data: the edited payload, or None to drop the event.
 
-        The usual chunk (one ``"usage": null`` after the choices, one string
-        ``model``) is edited without decoding anything; any other shape is
-        decoded into :class:`_Shape` first.
+        Only top-level members are edited (a ``usage`` or ``model`` key inside
+        a choice or a vendor object is relayed as it came). The usual chunk is
+        edited without decoding anything: OpenAI's ``,"usage":null`` is the
+        only ``"usage"`` in the payload and the first ``}`` after it is the
+        payload's last byte, which proves it is a member of the top-level
+        object; its ``"model":"..."`` is the only ``"model"`` and the last
+        ``{`` before it is the payload's first byte. See
+        :mod:`streamspec.gateway.splice` for why that is a proof. Any other
+        shape is decoded into :class:`_Shape` first, which says whether the
+        top level has the member at all.
         """
         model = self.model
+        # Without a backslash in the payload, no key is spelled with escapes (one memchr).
+        escapes = 92 in payload  # a backslash
         if self.strip_usage:
             at = payload.find(_USAGE_KEY)
             if at >= 0:
-                if payload.find(_USAGE_KEY, at + 7) >= 0:
+                end = at + 12
+                if not (
+                    payload[at - 1] == 44  # a comma before it: the quote opens a key
+                    and payload.startswith(b":null", at + 7)  # compact JSON, as OpenAI writes it
+                    # Its object closes at the payload's last byte: it is the top-level object.
+                    and payload.find(b"}", end) == len(payload) - 1
+                    and payload.find(_USAGE_KEY, end) < 0
+                    and not (escapes and has_other_spelling(payload, "usage"))
+                ):
                     return self._decoded(payload)
-                if payload.startswith(b":null", at + 7):  # compact JSON, as OpenAI writes it
-                    end = at + 12
-                else:
-                    null = _USAGE_NULL.match(payload, at)
-                    if null is None:
-                        return self._decoded(payload)
-                    end = null.end()
-                if payload[at - 1] == 44:  # the comma before the member
-                    payload = payload[: at - 1] + payload[end:]
-                else:
-                    payload = remove_member(payload, "usage")
+                payload = payload[: at - 1] + payload[end:]
+            elif escapes and has_other_spelling(payload, "usage"):
+                return self._decoded(payload)
         if model is None:
             return payload
         at = payload.find(_MODEL_KEY)
         if at < 0:
+            if escapes and has_other_spelling(payload, "model"):
+                return self._decoded(payload)
             return payload
-        if payload.find(_MODEL_KEY, at + 7) < 0:
-            if payload.startswith(b':"', at + 7):  # compact JSON
-                close = payload.find(b'"', at + 9)
-                if close > 0 and payload.find(b"\\", at + 9, close) < 0:
-                    return payload[: at + 8] + model + payload[close + 1 :]
-            value = _MODEL_STRING.match(payload, at)
-            if value is not None:
-                return payload[: value.start(1) - 1] + model + payload[value.end(1) + 1 :]
+        if payload.startswith(b':"', at + 7):  # compact JSON
+            close = payload.find(b'"', at + 9)
+            if (
+                close > 0
+                # Its object opens at the payload's first byte: it is the top-level object.
+                and payload.rfind(b"{", 0, at) == 0
+                and payload.find(_MODEL_KEY, close) < 0
+                and not (
+                    escapes
+                    and (
+                        payload[at - 1] == 92  # the quote is escaped: not a key
+                        or payload.find(b"\\", at + 9, close) >= 0  # the value has escapes
+                        or has_other_spelling(payload, "model")
+                    )
+                )
+            ):
+                return payload[: at + 8] + model + payload[close + 1 :]
         return self._decoded(payload)
 
     def _decoded(self, payload: bytes) -> bytes | None:
-        """:meth:`payload` for any shape: the top-level members are looked at first."""
-        strip = self.strip_usage and _USAGE_KEY in payload
-        model = self.model
+        """:meth:`payload` for any shape: the top-level members are decoded first."""
         try:
             shape = _decode_shape(payload)
         except msgspec.DecodeError:  # not a chunk: relayed as it is
             return payload
-        if strip and shape.usage is not UNSET:
-            usage = bytes(shape.usage)
+        usage = shape.usage
+        if self.strip_usage and usage is not UNSET:
             choices = shape.choices
-            if usage != _NULL and (
+            if bytes(usage) != _NULL and (
                 choices is UNSET or _EMPTY_LIST.fullmatch(bytes(choices)) is not None
             ):
                 return None  # the usage-only chunk
-            payload = remove_member(payload, "usage")
+            payload = remove_member(payload, "usage", usage)
+        model = self.model
         if model is not None and shape.model is not UNSET:
-            payload = replace_member(payload, "model", model)
+            payload = replace_member(payload, "model", model, shape.model)
         return payload
 
     def edit(self, region: bytes) -> bytes:
         """Edit the complete events in ``region`` (it ends on an event boundary)."""
-        if region[:5] == b"data:" and region.find(b"\n") == len(region) - 2 and region[-1] == 10:
+        if (
+            region[:5] == b"data:"
+            and region.find(b"\n") == len(region) - 2
+            and region[-1] == 10
+            and 13 not in region  # no CR: the line ends are LF
+        ):
             # The usual read: one event of one data line.
             start = 6 if region[5] == 32 else 5
             payload = region[start:-2]
@@ -220,7 +240,16 @@ class StreamEditor:
 
 
 def edit_response(body: bytes, model: str | None) -> bytes:
-    """A non-streamed JSON response with its top-level ``model`` replaced (None: unchanged)."""
-    if model is None or _MODEL_KEY not in body:
+    """A non-streamed JSON response with its top-level ``model`` replaced (None: unchanged).
+
+    Every other byte is kept; a ``model`` nested in the response is left alone.
+    """
+    if model is None:
         return body
-    return replace_member(body, "model", msgspec.json.encode(model))
+    try:
+        shape = _decode_shape(body)
+    except msgspec.DecodeError:
+        return body
+    if shape.model is UNSET:
+        return body
+    return replace_member(body, "model", msgspec.json.encode(model), shape.model)

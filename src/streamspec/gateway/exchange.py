@@ -97,4 +97,7 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
+        # Every path to the end sets an outcome; none means the task was cancelled
+        # (the server shutting down) or the gateway failed in an unforeseen way.
+        self.fail("error", "gateway", "the request ended before its outcome was known")
         await self.gateway.deliver(self.record())

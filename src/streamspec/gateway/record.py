@@ -55,7 +55,8 @@ class GatewayRecord(msgspec.Struct, kw_only=True):
       trickled past a deadline, died mid-event or ended before finishing),
       ``"error"`` (an upstream error, mid-stream or as an HTTP status, no
       upstream at all, or a request the gateway refused) or
-      ``"client_disconnected"`` (the client left before the end reached it).
+      ``"client_disconnected"`` (the client left before the end reached it,
+      streamed or not: the upstream request is then closed at once).
     * ``error_kind``: the cause when the status is not ``"complete"`` (see
       :data:`ErrorKind`); ``error``: a message for the operator.
     * ``endpoint``: ``"chat.completions"`` or ``"completions"``.
@@ -68,8 +69,9 @@ class GatewayRecord(msgspec.Struct, kw_only=True):
       False when the upstream sent none (``usage`` is then None, never invented).
     * ``chunks``: chunks decoded from the upstream stream.
     * ``stream``: whether the client asked for a stream.
-    * ``http_status``: the status the client got; ``upstream_status``: the
-      upstream's (None if it never answered).
+    * ``http_status``: the status the client got (499 when it left before
+      any response started); ``upstream_status``: the upstream's (None if it
+      never answered).
     * ``request_id``: the upstream's ``x-request-id``, when it sent a usable one.
     * ``duration``: seconds from the request to its end; ``ttft``: seconds to
       the first chunk with a choice (None if there was none).
