@@ -62,6 +62,12 @@ from streamspec._peers import PEERS, StreamFn, ceiling, streamspec_decoder
 
 READ_SIZES = pytest.mark.parametrize("read_size", [READ_64K, READ_EVENT], ids=reads_label)
 
+GATED = pytest.mark.benchmark(min_rounds=200)
+"""For the gated groups, whose rounds take about a millisecond: at least 200 rounds.
+pytest-benchmark plans the rounds from a calibration, and in full runs one benchmark of
+these groups now and then got 50 to 80 rounds instead of about 1,000 (with
+``--benchmark-max-time=1``), too few for a reliable minimum."""
+
 
 def run(
     benchmark: Any,
@@ -120,6 +126,7 @@ def read_info(wl: Workload, read_size: int) -> dict[str, Any]:
 # -- hot path ----------------------------------------------------------------------------------
 
 
+@GATED
 @READ_SIZES
 def test_hot_path_decoder(benchmark: Any, read_size: int) -> None:
     """ChunkDecoder, full chunk type."""
@@ -138,6 +145,7 @@ def test_hot_path_decoder(benchmark: Any, read_size: int) -> None:
     )
 
 
+@GATED
 @READ_SIZES
 def test_hot_path_ceiling(benchmark: Any, read_size: int) -> None:
     """msgspec alone on the pre-split payloads, full chunk type: the floor."""
@@ -154,6 +162,7 @@ def test_hot_path_ceiling(benchmark: Any, read_size: int) -> None:
     )
 
 
+@GATED
 @READ_SIZES
 def test_hot_path_slim_decoder(benchmark: Any, read_size: int) -> None:
     """ChunkDecoder with a projection: id, choices[].index/delta.content/finish_reason, usage."""
@@ -172,6 +181,7 @@ def test_hot_path_slim_decoder(benchmark: Any, read_size: int) -> None:
     )
 
 
+@GATED
 @READ_SIZES
 def test_hot_path_slim_ceiling(benchmark: Any, read_size: int) -> None:
     """msgspec alone on the pre-split payloads, slim projection type."""
@@ -188,6 +198,7 @@ def test_hot_path_slim_ceiling(benchmark: Any, read_size: int) -> None:
     )
 
 
+@GATED
 @READ_SIZES
 def test_hot_path_lean(benchmark: Any, read_size: int) -> None:
     """msgspec alone on the pre-split payloads, a lean type of the commonly sent fields."""
@@ -253,6 +264,7 @@ SHAPE_TYPES = {"full": CreateChatCompletionStreamResponse, "slim": SlimChunk,
                "slim-noerror": SlimNoErrorChunk}  # fmt: skip
 
 
+@GATED
 @pytest.mark.parametrize("impl", sorted(READ_SHAPES))
 def test_read_shape(benchmark: Any, impl: str) -> None:
     """ChunkDecoder (or iter_chunks) over one read shape, against its type's ceiling."""
@@ -275,6 +287,7 @@ def test_read_shape(benchmark: Any, impl: str) -> None:
     )
 
 
+@GATED
 @pytest.mark.parametrize("kind", sorted(SHAPE_TYPES))
 def test_read_shape_ceiling(benchmark: Any, kind: str) -> None:
     """msgspec alone on the pre-split payloads, one reused decoder of each row's type."""

@@ -35,7 +35,7 @@ from streams import READ_64K, Workload, workload
 from streamspec import ChunkDecoder
 from streamspec._peers import ceiling
 from streamspec.decoder import PyChunkDecoder
-from test_bench_decode import run
+from test_bench_decode import GATED, run
 
 
 def pure_decoder(cls: Any = PyChunkDecoder) -> Callable[[Sequence[bytes]], list[Any]]:
@@ -78,6 +78,7 @@ def shape(wl: Workload, name: str) -> list[bytes]:
 SHAPES = ["event", "two", "split", "split3", "64k"]
 
 
+@GATED
 @pytest.mark.parametrize("name", SHAPES)
 def test_pure_read_shapes(benchmark: Any, name: str) -> None:
     """PyChunkDecoder on one read shape."""
@@ -98,6 +99,7 @@ def test_pure_read_shapes(benchmark: Any, name: str) -> None:
     )
 
 
+@GATED
 @pytest.mark.parametrize("name", SHAPES)
 def test_pure_read_shapes_ceiling(benchmark: Any, name: str) -> None:
     """msgspec alone on the pre-split payloads: the floor of each group."""
