@@ -49,7 +49,7 @@ import uvicorn
 import streamspec
 from streamspec.accumulate import accumulate
 
-__all__ = ["FIXTURES", "MockUpstream", "ServerThread", "load_fixture", "split_events"]
+__all__ = ["FIXTURES", "MockUpstream", "ServerThread", "load_fixture", "read_body", "split_events"]
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "streams"
 
@@ -83,6 +83,18 @@ def split_events(data: bytes) -> list[bytes]:
     if start < len(data):
         pieces.append(data[start:])
     return pieces
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """An ASGI request's whole body; None when the client left before sending it all."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
 
 
 def _random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
@@ -282,19 +294,14 @@ class MockUpstream:
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
+        body = await read_body(receive)
+        if body is None:
+            return
         if scope["method"] != "POST" or scope["path"].rstrip("/") != "/v1/chat/completions":
             await self._json(send, 404, _error_body("Not found", "invalid_request_error", None))
             return
         try:
-            payload = json.loads(bytes(body))
+            payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise ValueError("the body is not a JSON object")
         except ValueError as exc:

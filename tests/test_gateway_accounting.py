@@ -23,8 +23,9 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mock_upstream import ServerThread
+from mock_upstream import ServerThread, read_body
 from streamspec.gateway import GatewayRecord, GatewayRequest, create_app
+from test_gateway_edge import Recorder
 
 MESSAGES: Any = [{"role": "user", "content": "Bonjour"}]
 ANSWER = {
@@ -75,12 +76,8 @@ class Held:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        assert body is not None
         self.requests += 1
         request = json.loads(body)
         model = request["model"]
@@ -117,22 +114,12 @@ class Held:
         return released in done
 
 
-class Records:
-    def __init__(self) -> None:
-        self.records: list[GatewayRecord] = []
-        self.changed = threading.Condition()
-
-    def __call__(self, record: GatewayRecord) -> None:
-        with self.changed:
-            self.records.append(record)
-            self.changed.notify_all()
-
+class Records(Recorder):
     def take(self) -> GatewayRecord:
-        with self.changed:
-            assert self.changed.wait_for(lambda: self.records, WAIT), "no record"
-            record = self.records.pop(0)
-            assert not self.records, f"more than one record: {self.records}"
-            return record
+        """The one record of the request just made, and no other."""
+        record = super().take()
+        assert not self.records, f"more than one record: {self.records}"
+        return record
 
 
 class Gateway:

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mock_upstream import ServerThread
+from mock_upstream import ServerThread, read_body
 from streamspec.gateway import GatewayRecord, create_app, splice
 from streamspec.gateway.edit import StreamEditor, edit_response
 from streamspec.gateway.splice import member_span, member_spans, remove_member, replace_member
@@ -385,12 +385,8 @@ class Replay:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        assert body is not None
         writes = self.streams[json.loads(body)["model"]]
         headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
