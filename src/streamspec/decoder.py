@@ -267,9 +267,10 @@ class _Decoding(Generic[T]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # ChunkDecoder, and any subclass of it, calls feed() through a
-        # descriptor of its own, which CPython's call specialization needs.
+        # descriptor of its own, which CPython's call specialization needs
+        # (nothing to do for the pure-Python core).
         super().__init_subclass__(**kwargs)
-        if issubclass(cls, DecoderCore) and DecoderCore is not PyDecoderCore:
+        if issubclass(cls, DecoderCore):
             bind_methods(cls)
 
     def __init__(
